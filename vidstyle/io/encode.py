@@ -1,0 +1,265 @@
+"""Encode: write frames as H.264 and copy the source audio for the same time range (PyAV).
+
+:class:`VideoWriter` is a context manager. It writes into a hidden temporary file beside the
+output and renames it into place only when the block exits without an exception, so an
+interrupted or failed render never leaves a half-written video under the output's name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import numpy as np
+
+from vidstyle.errors import OutputError
+
+# Container formats we write, by suffix. All hold H.264 and the common audio codecs.
+_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+# Audio codecs the MP4 family stores as they are; others are left out rather than risking an
+# unplayable file (the result's ``dropped_audio`` says so).
+_MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
+
+
+def h264_encoder() -> str:
+    """Name of an available H.264 encoder (libx264 in PyAV's wheels)."""
+    for name in ("libx264", "libopenh264", "h264"):
+        try:
+            av.codec.Codec(name, "w")
+        except (av.error.FFmpegError, ValueError):
+            continue
+        return name
+    raise OutputError("this FFmpeg build has no H.264 encoder; reinstall PyAV from its wheels")
+
+
+def check_output_path(output: Path, *, overwrite: bool, inputs: tuple[Path, ...] = ()) -> None:
+    """Refuse outputs that cannot or must not be written, before any work is done."""
+    if output.suffix.lower() not in _FORMATS:
+        raise OutputError(
+            f"unsupported output type {output.suffix or '(none)'!r}: use one of "
+            f"{', '.join(sorted(_FORMATS))} (for example {output.with_suffix('.mp4').name})"
+        )
+    for src in inputs:
+        if src.exists() and output.exists() and output.resolve() == src.resolve():
+            raise OutputError(f"output is the same file as an input: {output}")
+    parent = output.parent if str(output.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"output directory does not exist: {parent} (create it first)")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"output directory is not writable: {parent}")
+    if output.is_dir():
+        raise OutputError(f"output is a directory: {output}")
+    if output.exists() and not overwrite:
+        raise OutputError(f"output exists: {output} (pass --overwrite to replace it)")
+
+
+class VideoWriter:
+    """Encode RGB frames to ``path`` and remux the audio of ``audio_source``.
+
+    Frames are written with :meth:`write` in presentation order together with their source
+    time in seconds; the output's timeline starts at ``start_time`` (the first rendered
+    frame), so timestamps and any variable frame rate of the source are kept. Audio packets
+    of ``audio_source`` between ``start_time`` and ``end_time`` are copied (not re-encoded)
+    and interleaved with the video as it is written.
+
+    Args:
+        path: final output path; written only when the ``with`` block succeeds.
+        width, height: frame size; both must be even (yuv420p).
+        rate: nominal frame rate, for players and the encoder's rate control.
+        time_base: time base of the output video stream (use the source's).
+        crf: x264 constant rate factor; 18 is visually lossless for painted frames.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        width: int,
+        height: int,
+        rate: Fraction,
+        time_base: Fraction,
+        audio_source: Path | None = None,
+        start_time: float = 0.0,
+        end_time: float | None = None,
+        crf: int = 18,
+    ) -> None:
+        if width % 2 or height % 2:
+            raise ValueError(f"frame size must be even for yuv420p, got {width}x{height}")
+        self.path = Path(path)
+        self.width, self.height = width, height
+        self.rate, self.time_base = Fraction(rate), Fraction(time_base)
+        self.audio_source = audio_source
+        self.start_time, self.end_time = start_time, end_time
+        self.crf = crf
+        self.frames_written = 0
+        self.dropped_audio: list[str] = []
+        self._tmp: Path | None = None
+        self._container: av.container.OutputContainer | None = None
+        self._audio_in: av.container.InputContainer | None = None
+        self._audio_packets: Iterator[av.Packet] | None = None
+        self._audio_map: dict[int, av.stream.Stream] = {}
+        self._pending: av.Packet | None = None
+        self._last_pts = -1
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def __enter__(self) -> VideoWriter:
+        fmt = _FORMATS.get(self.path.suffix.lower())
+        if fmt is None:
+            raise OutputError(f"unsupported output type {self.path.suffix!r}")
+        fd, tmp = tempfile.mkstemp(
+            dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".partial" + self.path.suffix
+        )
+        os.close(fd)
+        self._tmp = Path(tmp)
+        try:
+            self._open(fmt)
+        except BaseException:
+            self._abort()
+            raise
+        return self
+
+    def _open(self, fmt: str) -> None:
+        assert self._tmp is not None
+        options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
+        container = av.open(str(self._tmp), "w", format=fmt, options=options)
+        self._container = container
+        stream = container.add_stream(h264_encoder(), rate=self.rate)
+        stream.width, stream.height = self.width, self.height
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = self.time_base
+        stream.codec_context.time_base = self.time_base
+        if stream.codec_context.name == "libx264":
+            stream.options = {"crf": str(self.crf), "preset": "medium"}
+        self._video = stream
+        if self.audio_source is not None:
+            self._open_audio(container)
+
+    def _open_audio(self, container: av.container.OutputContainer) -> None:
+        src = av.open(str(self.audio_source))
+        self._audio_in = src
+        streams = []
+        for in_stream in src.streams.audio:
+            name = in_stream.codec_context.name
+            if name not in _MP4_AUDIO and container.format.name != "matroska":
+                self.dropped_audio.append(f"stream {in_stream.index} ({name})")
+                continue
+            self._audio_map[in_stream.index] = container.add_stream_from_template(in_stream)
+            streams.append(in_stream)
+        if streams:
+            self._audio_packets = src.demux(*streams)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self._abort()
+            return
+        try:
+            self._finish()
+        except BaseException:
+            self._abort()
+            raise
+
+    def _finish(self) -> None:
+        assert self._container is not None and self._tmp is not None
+        if self.frames_written == 0:
+            raise OutputError("no frames were rendered, so no video was written")
+        with _disk_errors(self.path):
+            self._mux_video(self._video.encode(None))
+            self._mux_audio_until(None)
+            self._container.close()
+        self._close_audio()
+        os.replace(self._tmp, self.path)
+        self._tmp = None
+
+    def _abort(self) -> None:
+        if self._container is not None:
+            try:
+                self._container.close()
+            except Exception:  # noqa: BLE001 - closing a broken file; the first error wins
+                pass
+        self._close_audio()
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+            self._tmp = None
+
+    def _close_audio(self) -> None:
+        if self._audio_in is not None:
+            self._audio_in.close()
+            self._audio_in = None
+
+    # -- writing -----------------------------------------------------------------------------
+    def write(self, image: np.ndarray, time: float) -> None:
+        """Encode one ``(H, W, 3)`` uint8 RGB frame shown at ``time`` seconds (source clock)."""
+        if self._container is None:
+            raise RuntimeError("VideoWriter.write outside its with block")
+        if image.shape != (self.height, self.width, 3) or image.dtype != np.uint8:
+            raise ValueError(
+                f"expected a ({self.height}, {self.width}, 3) uint8 frame, "
+                f"got {image.shape} {image.dtype}"
+            )
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        pts = round((time - self.start_time) / self.time_base)
+        # Timestamps must increase strictly; a source with duplicate pts gets nudged by a tick.
+        pts = max(pts, self._last_pts + 1)
+        self._last_pts = pts
+        frame.pts = pts
+        frame.time_base = self.time_base
+        with _disk_errors(self.path):
+            self._mux_audio_until(time - self.start_time)
+            self._mux_video(self._video.encode(frame))
+        self.frames_written += 1
+
+    def _mux_video(self, packets: list[av.Packet]) -> None:
+        assert self._container is not None
+        for packet in packets:
+            self._container.mux(packet)
+
+    def _mux_audio_until(self, until: float | None) -> None:
+        """Copy source audio packets up to ``until`` seconds of output time (None: to the end)."""
+        if self._audio_packets is None or self._container is None:
+            return
+        while True:
+            packet = self._pending if self._pending is not None else next(self._audio_packets, None)
+            self._pending = None
+            if packet is None:
+                self._audio_packets = None
+                return
+            if packet.size == 0 or packet.pts is None:  # flush packets carry no data
+                continue
+            t = float(packet.pts * packet.time_base)
+            if self.end_time is not None and t >= self.end_time - 1e-6:
+                self._audio_packets = None  # past the rendered range: done with audio
+                return
+            if t < self.start_time - 1e-6:
+                continue
+            if until is not None and t - self.start_time > until:
+                self._pending = packet  # belongs after the next video frame
+                return
+            shift = round(self.start_time / packet.time_base)
+            packet.pts -= shift
+            if packet.dts is not None:
+                packet.dts -= shift
+            packet.stream = self._audio_map[packet.stream.index]
+            self._container.mux(packet)
+
+
+@contextlib.contextmanager
+def _disk_errors(path: Path) -> Iterator[None]:
+    """Turn OS errors while writing (disk full, permissions) into :class:`OutputError`."""
+    try:
+        yield
+    except OSError as exc:
+        if getattr(exc, "errno", None) == errno.ENOSPC:
+            raise OutputError(f"disk full while writing {path}; free some space and rerun") from exc
+        raise OutputError(f"cannot write {path}: {exc}") from exc

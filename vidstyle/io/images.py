@@ -1,0 +1,46 @@
+"""Style images: any common still image, converted to RGB."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+
+from vidstyle.errors import InputError
+
+
+def load_image(path: str | os.PathLike[str]) -> Tensor:
+    """Load an image as ``(1, 3, H, W)`` float32 in [0, 1].
+
+    Grayscale, palette, alpha, 16-bit and CMYK images are converted to 8-bit RGB (alpha is
+    composited over white, as a painting on paper would show it).
+
+    Raises:
+        InputError: missing, unreadable or not an image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"style image not found: {path}")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                # 16-bit grayscale: PIL's convert("RGB") clips instead of scaling.
+                arr = np.asarray(im, dtype=np.float32)
+                arr = arr / max(float(arr.max()), 1.0)
+                rgb = np.repeat(arr[..., None], 3, axis=2)
+            else:
+                if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                    im = im.convert("RGBA")
+                    background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                    im = Image.alpha_composite(background, im)
+                rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise InputError(f"cannot read style image {path}: not an image or corrupt ({exc})") from exc
+    if min(rgb.shape[:2]) < 8:
+        raise InputError(f"style image {path} is too small ({rgb.shape[1]}x{rgb.shape[0]})")
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]

@@ -1,0 +1,164 @@
+"""Stylize: optimize one frame's pixels against content, style, smoothness and temporal losses.
+
+:class:`FrameStylizer` holds what is fixed for a whole run (the frozen backbone and the
+style's Gram targets, computed once) and optimizes frames one at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from vidstyle.config import OptimConfig, StyleConfig
+from vidstyle.features import Backbone
+from vidstyle.losses import content_loss, gram_matrix, style_loss, temporal_loss, tv_loss
+
+
+@dataclass(frozen=True)
+class FrameStats:
+    """What one frame's optimization did."""
+
+    iterations: int
+    loss: float
+    stopped_early: bool
+
+
+def resize_long_side(image: Tensor, long_side: int) -> Tensor:
+    """Resize ``(B, 3, H, W)`` so that ``max(H, W) == long_side``, keeping the aspect ratio."""
+    h, w = image.shape[-2:]
+    scale = long_side / max(h, w)
+    size = (max(8, round(h * scale)), max(8, round(w * scale)))
+    if size == (h, w):
+        return image
+    return F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
+
+
+class FrameStylizer:
+    """Per-frame pixel optimizer with style targets computed once per run.
+
+    Args:
+        backbone: frozen feature network.
+        styles: style images ``(1, 3, h, w)`` in [0, 1] on the backbone's device.
+        frame_size: ``(H, W)`` of the frames; each style image is resized so its long side is
+            ``style_scale`` times the frame's, which keeps the brush strokes the same size
+            relative to the frame whatever the style image's resolution.
+        blend: weight of each style's Gram matrices (normalised to sum to 1); equal if None.
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        styles: Sequence[Tensor],
+        *,
+        style: StyleConfig,
+        optim: OptimConfig,
+        frame_size: tuple[int, int],
+        blend: Sequence[float] | None = None,
+    ) -> None:
+        if not styles:
+            raise ValueError("at least one style image is needed")
+        weights = [1.0] * len(styles) if blend is None else list(blend)
+        if len(weights) != len(styles) or min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError(f"need one non-negative blend weight per style, got {weights}")
+        self.backbone = backbone
+        self.style_cfg, self.optim_cfg = style, optim
+        self.content_layers = backbone.content_layers
+        self.style_layers = backbone.style_layers
+        self.taps = tuple(dict.fromkeys(self.content_layers + self.style_layers))
+        long_side = max(8, round(max(frame_size) * style.style_scale))
+        self.targets: dict[str, Tensor] = {}
+        with torch.no_grad():
+            for image, weight in zip(styles, weights):
+                feats = backbone(resize_long_side(image, long_side), self.style_layers)
+                for layer in self.style_layers:
+                    gram = gram_matrix(feats[layer]) * (weight / sum(weights))
+                    self.targets[layer] = self.targets.get(layer, 0) + gram
+
+    def loss(
+        self,
+        x: Tensor,
+        content_targets: dict[str, Tensor],
+        warped: Tensor | None,
+        mask: Tensor | None,
+    ) -> Tensor:
+        """The total weighted loss of pixels ``x`` ``(1, 3, H, W)``."""
+        cfg = self.style_cfg
+        feats = self.backbone(x, self.taps)
+        total = cfg.style_weight * style_loss(feats, self.targets)
+        for layer in self.content_layers:
+            total = total + cfg.content_weight * content_loss(feats[layer], content_targets[layer])
+        if cfg.tv_weight:
+            total = total + cfg.tv_weight * tv_loss(x)
+        if warped is not None and mask is not None and cfg.temporal_weight:
+            total = total + cfg.temporal_weight * temporal_loss(x, warped, mask)
+        return total
+
+    def stylize(
+        self,
+        content: Tensor,
+        init: Tensor,
+        *,
+        iterations: int,
+        warped: Tensor | None = None,
+        mask: Tensor | None = None,
+        on_iteration: Callable[[int, float], None] | None = None,
+    ) -> tuple[Tensor, FrameStats]:
+        """Optimize a frame.
+
+        Args:
+            content: ``(1, 3, H, W)`` input frame in [0, 1].
+            init: ``(1, 3, H, W)`` starting pixels (the warped previous output, or the input).
+            iterations: the most iterations to run; early stopping may use fewer.
+            warped, mask: the previous stylized frame warped onto this one ``(1, 3, H, W)``
+                and its consistency mask ``(1, 1, H, W)``; None for the first frame.
+            on_iteration: called as ``(iteration, loss)`` after each step.
+
+        Returns:
+            The stylized frame ``(1, 3, H, W)`` in [0, 1] (detached) and its stats.
+        """
+        if content.shape != init.shape or content.ndim != 4 or content.shape[:2] != (1, 3):
+            raise ValueError(
+                f"content and init must both be (1,3,H,W), got {tuple(content.shape)} "
+                f"and {tuple(init.shape)}"
+            )
+        with torch.no_grad():
+            content_targets = self.backbone(content, self.content_layers)
+        x = init.detach().clone().clamp_(0, 1).requires_grad_(True)
+        cfg = self.optim_cfg
+        history: list[float] = []
+        stopped_early = False
+
+        def closure() -> Tensor:
+            opt.zero_grad(set_to_none=True)
+            loss = self.loss(x, content_targets, warped, mask)
+            loss.backward()
+            return loss
+
+        opt: torch.optim.Optimizer
+        if cfg.optimizer == "lbfgs":
+            opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=20)
+        else:
+            opt = torch.optim.Adam([x], lr=cfg.lr)
+        for it in range(iterations):
+            loss = float(opt.step(closure).detach())
+            with torch.no_grad():
+                x.clamp_(0, 1)
+            history.append(loss)
+            if on_iteration is not None:
+                on_iteration(it + 1, loss)
+            if _converged(history, cfg.early_stop, cfg.patience):
+                stopped_early = it + 1 < iterations
+                break
+        return x.detach(), FrameStats(len(history), history[-1], stopped_early)
+
+
+def _converged(history: Sequence[float], tolerance: float, patience: int) -> bool:
+    """True when the loss improved by less than ``tolerance`` (relative) over ``patience`` steps."""
+    if tolerance <= 0 or len(history) <= patience:
+        return False
+    before, now = history[-1 - patience], history[-1]
+    return before - now < tolerance * abs(before)

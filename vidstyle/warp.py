@@ -1,0 +1,98 @@
+"""Warp and mask: move the previous stylized frame along the motion, and say where to trust it.
+
+Conventions: images ``(B, C, H, W)`` float; flow ``(B, 2, H, W)`` in pixels as ``(dx, dy)``.
+*Backward* flow ``t -> t-1`` maps each pixel ``p`` of frame ``t`` to ``p + flow(p)`` in frame
+``t-1``; warping frame ``t-1`` with it gives frame ``t``'s view of it (backward warping).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def _check(name: str, t: Tensor, channels: int | None = None) -> None:
+    if t.ndim != 4 or (channels is not None and t.shape[1] != channels):
+        want = f"(B,{channels},H,W)" if channels is not None else "(B,C,H,W)"
+        raise ValueError(f"{name} must be {want}, got {tuple(t.shape)}")
+
+
+def _base_grid(h: int, w: int, like: Tensor) -> Tensor:
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=like.device, dtype=like.dtype),
+        torch.arange(w, device=like.device, dtype=like.dtype),
+        indexing="ij",
+    )
+    return torch.stack((xs, ys))  # (2, H, W) as (x, y)
+
+
+def warp(image: Tensor, flow: Tensor, *, mode: str = "bilinear") -> Tensor:
+    """Backward-warp ``image`` by ``flow``: ``out(p) = image(p + flow(p))``.
+
+    Args:
+        image: ``(B, C, H, W)``.
+        flow: ``(B, 2, H, W)`` pixels, ``(dx, dy)``.
+        mode: ``"bilinear"`` or ``"nearest"`` (as :func:`torch.nn.functional.grid_sample`).
+
+    Returns:
+        ``(B, C, H, W)``. Samples that fall outside the image take the nearest border value;
+        the consistency mask is what marks them as untrusted.
+    """
+    _check("image", image)
+    _check("flow", flow, 2)
+    if image.shape[0] != flow.shape[0] or image.shape[-2:] != flow.shape[-2:]:
+        raise ValueError(
+            f"image {tuple(image.shape)} and flow {tuple(flow.shape)} differ in batch or size"
+        )
+    b, _, h, w = image.shape
+    pos = _base_grid(h, w, flow) + flow  # (B, 2, H, W) absolute sample positions
+    # align_corners=True: -1 and 1 are the centres of the corner pixels, so integer flows
+    # sample pixel centres exactly and a zero flow is the identity.
+    gx = 2.0 * pos[:, 0] / max(w - 1, 1) - 1.0
+    gy = 2.0 * pos[:, 1] / max(h - 1, 1) - 1.0
+    grid = torch.stack((gx, gy), dim=-1)
+    return F.grid_sample(image, grid, mode=mode, padding_mode="border", align_corners=True)
+
+
+def consistency_mask(flow: Tensor, reverse_flow: Tensor) -> Tensor:
+    """Ruder et al.'s per-pixel weight: 1 where ``flow`` can be trusted, 0 elsewhere.
+
+    ``flow`` is the flow out of the current frame (``t -> t-1`` for the temporal loss) and
+    ``reverse_flow`` the flow back (``t-1 -> t``). A pixel gets 0 when
+
+    * forward and backward disagree (disocclusion):
+      ``|w + w~|^2 > 0.01 (|w|^2 + |w~|^2) + 0.5``, with ``w~`` the reverse flow sampled at
+      the displaced point ``p + w(p)``;
+    * it lies on a motion boundary: ``|grad u|^2 + |grad v|^2 > 0.01 |w|^2 + 0.002``;
+    * it maps outside the other frame (content entering at the edges has no history).
+
+    Args:
+        flow, reverse_flow: ``(B, 2, H, W)`` pixels.
+
+    Returns:
+        ``(B, 1, H, W)`` float in {0, 1}. Unlike the original code we do not blur the mask:
+        a soft edge lets a little of a smeared boundary into the loss, and the hard mask is
+        the one the warping-error metric uses, so loss and measurement agree.
+    """
+    _check("flow", flow, 2)
+    _check("reverse_flow", reverse_flow, 2)
+    back = warp(reverse_flow, flow)
+    sum_sq = (flow + back).square().sum(1, keepdim=True)
+    mag_sq = flow.square().sum(1, keepdim=True) + back.square().sum(1, keepdim=True)
+    occluded = sum_sq > 0.01 * mag_sq + 0.5
+
+    # Central differences of u and v (left at 0 on the outermost rows and columns).
+    dx = torch.zeros_like(flow)
+    dy = torch.zeros_like(flow)
+    dx[..., 1:-1] = (flow[..., 2:] - flow[..., :-2]) / 2
+    dy[..., 1:-1, :] = (flow[..., 2:, :] - flow[..., :-2, :]) / 2
+    grad_sq = (dx.square() + dy.square()).sum(1, keepdim=True)
+    boundary = grad_sq > 0.01 * flow.square().sum(1, keepdim=True) + 0.002
+
+    _, _, h, w = flow.shape
+    pos = _base_grid(h, w, flow) + flow
+    outside = (
+        (pos[:, :1] < 0) | (pos[:, :1] > w - 1) | (pos[:, 1:] < 0) | (pos[:, 1:] > h - 1)
+    )
+    return (~(occluded | boundary | outside)).to(flow.dtype)
