@@ -66,7 +66,7 @@ class StyleConfig:
         default=1.0, metadata=_opt("how closely the frame keeps the input's shapes")
     )
     style_weight: float = field(
-        default=1e3,
+        default=1e4,
         metadata=_opt("how strongly texture and colour move towards the style image(s)"),
     )
     tv_weight: float = field(

@@ -62,8 +62,9 @@ class RaftFlow:
             torch.from_numpy(x).permute(2, 0, 1)[None].to(self.device).float() / 127.5 - 1.0
             for x in (a, b)
         )
-        # RAFT needs sides divisible by 8: pad by replication, then crop the flow back.
-        ph, pw = (-h) % 8, (-w) % 8
+        # RAFT needs sides divisible by 8 and at least 128 (its correlation pyramid): pad by
+        # replication, then crop the flow back.
+        ph, pw = (max(128, h + (-h) % 8) - h, max(128, w + (-w) % 8) - w)
         if ph or pw:
             ta = F.pad(ta, (0, pw, 0, ph), mode="replicate")
             tb = F.pad(tb, (0, pw, 0, ph), mode="replicate")

@@ -14,21 +14,22 @@ from torch import Tensor
 
 
 def gram_matrix(features: Tensor) -> Tensor:
-    """Gram matrix of feature maps, normalised by the number of positions.
+    """Gram matrix of feature maps, normalised by the number of feature values.
 
     Args:
         features: ``(B, C, H, W)``.
 
     Returns:
-        ``(B, C, C)``: ``G[c, d] = mean over positions of F[c] * F[d]``. Gatys et al. use the
-        plain sum; dividing by ``H * W`` makes the target independent of the frame size, so a
-        style image at another resolution than the frame gives comparable statistics.
+        ``(B, C, C)``: ``G = F F^T / (C H W)``. Gatys et al. use the plain sum; dividing by
+        ``H * W`` makes the target independent of the frame size (a style image at another
+        resolution than the frame gives comparable statistics), and by ``C`` keeps wide deep
+        layers from dominating the style loss, as most implementations do.
     """
     if features.ndim != 4:
         raise ValueError(f"features must be (B,C,H,W), got {tuple(features.shape)}")
     b, c, h, w = features.shape
     f = features.reshape(b, c, h * w)
-    return torch.bmm(f, f.transpose(1, 2)) / (h * w)
+    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
 
 
 def content_loss(features: Tensor, target: Tensor) -> Tensor:

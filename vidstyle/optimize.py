@@ -127,7 +127,8 @@ class FrameStylizer:
             )
         with torch.no_grad():
             content_targets = self.backbone(content, self.content_layers)
-        x = init.detach().clone().clamp_(0, 1).requires_grad_(True)
+        x = init.detach().clone(memory_format=torch.contiguous_format).clamp_(0, 1)
+        x.requires_grad_(True)
         cfg = self.optim_cfg
         history: list[float] = []
         stopped_early = False

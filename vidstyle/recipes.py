@@ -75,6 +75,8 @@ class Job:
 
 def _fields_of(cls: type, table: dict[str, Any], where: str) -> dict[str, Any]:
     """Check ``table``'s keys and value types against ``cls``'s option fields."""
+    if not isinstance(table, dict):  # e.g. `style = "ink.jpg"` instead of a [style] table
+        raise ValueError(f"{where}: must be a table of settings, got {table!r}")
     known = {f.name: f for f in option_fields(cls)}
     values: dict[str, Any] = {}
     for key, value in table.items():

@@ -119,6 +119,10 @@ class VideoWriter:
         os.close(fd)
         self._tmp = Path(tmp)
         try:
+            # mkstemp makes a private 0600 file; the output gets the usual umask-based mode.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
             self._open(fmt)
         except BaseException:
             self._abort()

@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny clips and style images made with the project's own generator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from vidstyle.features import Backbone, load_backbone
+from vidstyle.samples import make_clip, make_style_images
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(media_dir: Path) -> Path:
+    """12 frames of 96x64 at 24 fps: a pan with a moving ball, with AAC audio."""
+    return make_clip(media_dir / "tiny.mp4", width=96, height=64, frames=12, fps=24)
+
+
+@pytest.fixture(scope="session")
+def styles(media_dir: Path) -> list[Path]:
+    """``[ink.jpg, embers.jpg]`` at 128 px."""
+    return make_style_images(media_dir, size=128)
+
+
+@pytest.fixture(scope="session")
+def lite0() -> Backbone:
+    return load_backbone("efficientnet-lite0")
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

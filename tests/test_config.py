@@ -1,0 +1,262 @@
+"""vidstyle.config: defaults, validation on construction, frame ranges, output names."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import pytest
+
+from vidstyle.config import (
+    FlowConfig,
+    OptimConfig,
+    RenderConfig,
+    StyleConfig,
+    check_choice,
+    parse_frame_range,
+)
+
+CLIP = Path("clip.mp4")
+INK = Path("ink.jpg")
+EMBERS = Path("embers.jpg")
+
+
+def render(**kwargs: object) -> RenderConfig:
+    kwargs.setdefault("input", CLIP)
+    kwargs.setdefault("styles", (INK,))
+    return RenderConfig(**kwargs)  # type: ignore[arg-type]
+
+
+class TestDefaults:
+    def test_all_configs_construct_with_defaults(self) -> None:
+        style, optim, flow = StyleConfig(), OptimConfig(), FlowConfig()
+        assert style.backbone == "efficientnet-lite0"
+        assert style.weights is None
+        assert optim.optimizer == "adam"
+        assert optim.first_iterations >= optim.iterations >= 1
+        assert flow.flow == "dis"
+        cfg = render()
+        assert cfg.style == style and cfg.optim == optim and cfg.flow == flow
+        assert cfg.device == "auto"
+        assert cfg.max_side == 512
+        assert cfg.frames is None and cfg.start is None and cfg.end is None
+        assert cfg.overwrite is False
+
+    def test_keyword_only(self) -> None:
+        with pytest.raises(TypeError):
+            StyleConfig("vgg19")  # type: ignore[misc]
+
+    @pytest.mark.parametrize("cls", [StyleConfig, OptimConfig, FlowConfig])
+    def test_sections_are_frozen(self, cls: type) -> None:
+        cfg = cls()
+        name = dataclasses.fields(cfg)[0].name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(cfg, name, getattr(cfg, name))
+
+    def test_render_config_is_frozen(self) -> None:
+        cfg = render()
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            cfg.max_side = 64  # type: ignore[misc]
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            cfg.style.style_weight = 1.0  # type: ignore[misc]
+
+
+class TestOptimValidation:
+    @pytest.mark.parametrize("name", ["first_iterations", "iterations", "patience"])
+    @pytest.mark.parametrize("value", [0, -3])
+    def test_counts_must_be_positive(self, name: str, value: int) -> None:
+        flag = name.replace("_", "-")
+        with pytest.raises(ValueError, match=rf"{flag} must be an integer >= 1, got {value}"):
+            OptimConfig(**{name: value})
+
+    def test_counts_must_be_integers(self) -> None:
+        with pytest.raises(ValueError, match="iterations must be an integer"):
+            OptimConfig(iterations=2.5)  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize("value", [0.0, -0.1, math.nan, math.inf])
+    def test_lr_must_be_positive_and_finite(self, value: float) -> None:
+        with pytest.raises(ValueError, match="lr must be > 0"):
+            OptimConfig(lr=value)
+
+    def test_early_stop_zero_is_allowed_negative_is_not(self) -> None:
+        assert OptimConfig(early_stop=0.0).early_stop == 0.0
+        with pytest.raises(ValueError, match="early-stop must be >= 0"):
+            OptimConfig(early_stop=-1e-3)
+
+    def test_unknown_optimizer(self) -> None:
+        message = r"unknown optimizer 'sgd' \(choose from adam, lbfgs\)"
+        with pytest.raises(ValueError, match=message):
+            OptimConfig(optimizer="sgd")
+
+    def test_optimizer_near_miss_suggests(self) -> None:
+        with pytest.raises(ValueError, match="did you mean 'lbfgs'"):
+            OptimConfig(optimizer="lbfg")
+
+
+class TestStyleValidation:
+    @pytest.mark.parametrize(
+        "name", ["content_weight", "style_weight", "tv_weight", "temporal_weight"]
+    )
+    def test_negative_weight(self, name: str) -> None:
+        flag = name.replace("_", "-")
+        with pytest.raises(ValueError, match=rf"{flag} must be >= 0, got -1"):
+            StyleConfig(**{name: -1.0})
+
+    @pytest.mark.parametrize(
+        "name", ["content_weight", "style_weight", "tv_weight", "temporal_weight", "style_scale"]
+    )
+    @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+    def test_non_finite_weight(self, name: str, value: float) -> None:
+        with pytest.raises(ValueError, match=name.replace("_", "-")):
+            StyleConfig(**{name: value})
+
+    @pytest.mark.parametrize("name", ["tv_weight", "temporal_weight", "content_weight"])
+    def test_zero_weight_is_allowed(self, name: str) -> None:
+        assert getattr(StyleConfig(**{name: 0.0}), name) == 0.0
+
+    def test_content_and_style_weight_not_both_zero(self) -> None:
+        with pytest.raises(ValueError, match="cannot both be 0"):
+            StyleConfig(content_weight=0.0, style_weight=0.0)
+
+    @pytest.mark.parametrize("value", [0.0, -2.0])
+    def test_style_scale_must_be_positive(self, value: float) -> None:
+        with pytest.raises(ValueError, match="style-scale must be > 0"):
+            StyleConfig(style_scale=value)
+
+    def test_unknown_backbone_suggests_vgg19(self) -> None:
+        with pytest.raises(ValueError) as info:
+            StyleConfig(backbone="vgg")
+        message = str(info.value)
+        assert "unknown backbone 'vgg'" in message
+        assert "did you mean 'vgg19'" in message
+        assert "efficientnet-lite0" in message  # the choices are listed
+
+    def test_unknown_backbone_far_off_has_no_suggestion(self) -> None:
+        with pytest.raises(ValueError) as info:
+            StyleConfig(backbone="resnet50-xyz")
+        assert "did you mean" not in str(info.value)
+
+    def test_both_backbones_accepted(self) -> None:
+        assert StyleConfig(backbone="vgg19").backbone == "vgg19"
+        assert StyleConfig(backbone="efficientnet-lite0").backbone == "efficientnet-lite0"
+
+
+class TestFlowValidation:
+    def test_unknown_flow(self) -> None:
+        message = r"unknown flow method 'farneback' \(choose from dis, raft\)"
+        with pytest.raises(ValueError, match=message):
+            FlowConfig(flow="farneback")
+
+    def test_raft_accepted(self) -> None:
+        assert FlowConfig(flow="raft").flow == "raft"
+
+
+class TestRenderValidation:
+    def test_styles_required(self) -> None:
+        with pytest.raises(ValueError, match="at least one --style"):
+            render(styles=())
+
+    @pytest.mark.parametrize("device", ["tpu", "npu", "CUDA", ""])
+    def test_unknown_device(self, device: str) -> None:
+        with pytest.raises(ValueError, match=f"unknown device {device!r}"):
+            render(device=device)
+
+    @pytest.mark.parametrize("device", ["auto", "cpu", "cuda"])
+    def test_known_devices(self, device: str) -> None:
+        # Constructing is not using: a cuda config exists even without a GPU.
+        assert render(device=device).device == device
+
+    @pytest.mark.parametrize("frames", [(9, 3), (5, 5), (-1, 4), (-2, None)])
+    def test_empty_or_reversed_frame_range(self, frames: tuple[int, int | None]) -> None:
+        with pytest.raises(ValueError, match="empty or reversed"):
+            render(frames=frames)
+
+    def test_open_ended_frame_range(self) -> None:
+        assert render(frames=(5, None)).frames == (5, None)
+
+    @pytest.mark.parametrize("times", [{"start": 1.0}, {"end": 2.0}, {"start": 0.0, "end": 1.0}])
+    def test_frames_and_times_are_exclusive(self, times: dict[str, float]) -> None:
+        with pytest.raises(ValueError, match="either --frames or --start/--end, not both"):
+            render(frames=(0, 24), **times)
+
+    @pytest.mark.parametrize(("start", "end"), [(2.0, 2.0), (3.0, 1.5)])
+    def test_end_must_be_after_start(self, start: float, end: float) -> None:
+        with pytest.raises(ValueError, match=r"--end \(.*\) must be after --start"):
+            render(start=start, end=end)
+
+    @pytest.mark.parametrize("name", ["start", "end"])
+    @pytest.mark.parametrize("value", [-1.0, math.nan, math.inf])
+    def test_times_must_be_finite_and_non_negative(self, name: str, value: float) -> None:
+        with pytest.raises(ValueError, match=f"--{name} must be a time in seconds >= 0"):
+            render(**{name: value})
+
+    def test_time_range_accepted(self) -> None:
+        cfg = render(start=0.5, end=1.5)
+        assert (cfg.start, cfg.end) == (0.5, 1.5)
+
+    @pytest.mark.parametrize("value", [-1, -512])
+    def test_negative_max_side(self, value: int) -> None:
+        with pytest.raises(ValueError, match=r"max-side must be an integer >= 0"):
+            render(max_side=value)
+
+    @pytest.mark.parametrize("value", [1, 2, 16, 31])
+    def test_max_side_too_small(self, value: int) -> None:
+        with pytest.raises(ValueError, match=rf"max-side must be at least 32 pixels, got {value}"):
+            render(max_side=value)
+
+    @pytest.mark.parametrize("value", [0, 32, 4096])
+    def test_max_side_accepted(self, value: int) -> None:
+        assert render(max_side=value).max_side == value
+
+    def test_max_side_must_be_int(self) -> None:
+        with pytest.raises(ValueError, match="max-side must be an integer"):
+            render(max_side=64.5)  # type: ignore[arg-type]
+
+
+class TestParseFrameRange:
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("0:24", (0, 24)),
+            ("5:", (5, None)),
+            (":10", (0, 10)),
+            (" 2 : 7 ", (2, 7)),
+            ("100:101", (100, 101)),
+        ],
+    )
+    def test_valid(self, text: str, expected: tuple[int, int | None]) -> None:
+        assert parse_frame_range(text) == expected
+
+    @pytest.mark.parametrize("text", ["abc", "5", "", "a:b", "1.5:3", "0:x", "1:2:3"])
+    def test_malformed(self, text: str) -> None:
+        with pytest.raises(ValueError, match="frame range must look like A:B"):
+            parse_frame_range(text)
+
+    @pytest.mark.parametrize("text", ["5:5", "9:3", "-1:4"])
+    def test_empty_or_reversed(self, text: str) -> None:
+        with pytest.raises(ValueError, match=f"frame range {text!r} is empty or reversed"):
+            parse_frame_range(text)
+
+
+class TestOutputName:
+    def test_default_output_one_style(self) -> None:
+        cfg = render(input=Path("videos/clip.mp4"), styles=(Path("styles/ink.jpg"),))
+        assert cfg.default_output() == Path("videos/clip.ink.mp4")
+        assert cfg.output_path == Path("videos/clip.ink.mp4")
+
+    def test_default_output_two_styles(self) -> None:
+        cfg = render(styles=(INK, EMBERS))
+        assert cfg.default_output() == Path("clip.ink+embers.mp4")
+
+    def test_default_output_is_mp4_for_other_containers(self) -> None:
+        cfg = render(input=Path("holiday.mov"))
+        assert cfg.default_output() == Path("holiday.ink.mp4")
+
+    def test_explicit_output_wins(self) -> None:
+        cfg = render(output=Path("out/preview.mkv"))
+        assert cfg.output_path == Path("out/preview.mkv")
+
+
+def test_check_choice_accepts_member() -> None:
+    check_choice("thing", "b", ("a", "b"))

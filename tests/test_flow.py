@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vidstyle.errors import WeightsError
+from vidstyle.flow import DISFlow, RaftFlow, flow_pair, make_flow
+from vidstyle.samples import render_scene_frame
+from vidstyle.warp import warp
+
+
+def _shift_pair() -> tuple[np.ndarray, np.ndarray]:
+    # The "shift" scene moves exactly 2 px to the right per frame.
+    prev = render_scene_frame(0, width=128, height=96, motion="shift")
+    cur = render_scene_frame(1, width=128, height=96, motion="shift")
+    return prev, cur
+
+
+def test_dis_recovers_known_shift() -> None:
+    prev, cur = _shift_pair()
+    backward, forward = flow_pair(DISFlow(), prev, cur)
+    assert backward.shape == forward.shape == (1, 2, 96, 128)
+    inner = (..., slice(8, -8), slice(8, -8))
+    assert backward[:, 0][inner].median().item() == pytest.approx(-2.0, abs=0.2)
+    assert forward[:, 0][inner].median().item() == pytest.approx(2.0, abs=0.2)
+    assert backward[:, 1][inner].abs().median().item() < 0.2
+
+
+def test_warping_prev_by_backward_flow_gives_current() -> None:
+    prev, cur = _shift_pair()
+    backward, _ = flow_pair(DISFlow(), prev, cur)
+    to = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255  # noqa: E731
+    warped = warp(to(prev), backward)
+    err_warped = (warped - to(cur))[..., 8:-8, 8:-8].abs().mean()
+    err_plain = (to(prev) - to(cur))[..., 8:-8, 8:-8].abs().mean()
+    assert err_warped < 0.25 * err_plain
+
+
+def test_make_flow_rejects_unknown_method() -> None:
+    with pytest.raises(ValueError, match="did you mean 'raft'"):
+        make_flow("rafts")
+
+
+def _raft_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    from torchvision.models.optical_flow import Raft_Small_Weights
+
+    from vidstyle.hub import cache_path
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    return cache_path(Raft_Small_Weights.DEFAULT)
+
+
+def test_raft_offline_error_names_cache_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib.error
+
+    target = _raft_cache(tmp_path, monkeypatch)
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("network unreachable")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(WeightsError, match=str(target.name)) as info:
+        RaftFlow()
+    assert str(target) in str(info.value)
+
+
+def test_raft_from_cache_pads_odd_sizes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from torchvision.models.optical_flow import raft_small
+
+    target = _raft_cache(tmp_path, monkeypatch)
+    target.parent.mkdir(parents=True)
+    torch.save(raft_small(weights=None).state_dict(), target)  # random weights: shapes only
+    prev, cur = _shift_pair()
+    flow = RaftFlow()(prev[:60, :90], cur[:60, :90])
+    assert flow.shape == (1, 2, 60, 90)
+    assert torch.isfinite(flow).all()

@@ -1,0 +1,97 @@
+"""End-to-end: the real pipeline on a small synthetic clip (CPU, real EfficientNet weights)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import pytest
+
+from vidstyle.config import OptimConfig, RenderConfig, StyleConfig
+from vidstyle.errors import DeviceError, InputError
+from vidstyle.metrics import clip_warping_error
+from vidstyle.pipeline import Progress, render, resolve_device
+from vidstyle.samples import make_clip
+
+
+@pytest.fixture(scope="module")
+def pan_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("pipeline")
+    return make_clip(folder / "pan.mp4", width=160, height=90, frames=10, fps=24)
+
+
+def _config(clip: Path, style: Path, out: Path, temporal: float) -> RenderConfig:
+    return RenderConfig(
+        input=clip, styles=(style,), output=out,
+        style=StyleConfig(temporal_weight=temporal),
+        optim=OptimConfig(first_iterations=40, iterations=20),
+    )
+
+
+@pytest.fixture(scope="module")
+def renders(pan_clip: Path, styles: list[Path]) -> dict[str, Path]:
+    folder = pan_clip.parent
+    return {
+        "per-frame": render(_config(pan_clip, styles[0], folder / "pf.mp4", 0.0)).output,
+        "temporal": render(_config(pan_clip, styles[0], folder / "tc.mp4", 1e4)).output,
+    }
+
+
+def test_temporal_loss_lowers_warping_error(pan_clip: Path, renders: dict[str, Path]) -> None:
+    per_frame = clip_warping_error(pan_clip, renders["per-frame"])
+    temporal = clip_warping_error(pan_clip, renders["temporal"])
+    assert temporal.output < 0.6 * per_frame.output, (temporal, per_frame)
+
+
+def test_output_keeps_frames_rate_and_audio(pan_clip: Path, renders: dict[str, Path]) -> None:
+    with av.open(str(renders["temporal"])) as c:
+        video = c.streams.video[0]
+        assert (video.width, video.height) == (160, 90)
+        assert video.codec_context.name == "h264" and video.format.name == "yuv420p"
+        assert video.average_rate == 24
+        assert len(c.streams.audio) == 1
+        assert sum(1 for _ in c.decode(video)) == 10
+    # Nothing but the outputs was left in the folder (no temp files).
+    assert not list(pan_clip.parent.glob(".*partial*"))
+
+
+def test_frame_range_progress_and_summary(pan_clip: Path, styles: list[Path], tmp_path: Path) -> None:
+    events: list[Progress] = []
+    cfg = RenderConfig(
+        input=pan_clip, styles=tuple(styles), output=tmp_path / "r.mp4", frames=(4, 7),
+        max_side=64, optim=OptimConfig(first_iterations=3, iterations=2, early_stop=0),
+    )
+    result = render(cfg, progress=events.append)
+    assert result.frames == 3 and result.size == (64, 36)
+    done = [e for e in events if e.frame_done]
+    assert [e.source_index for e in done] == [4, 5, 6]
+    assert all(e.total == 3 for e in events)
+    assert [e.iterations for e in done] == [3, 2, 2]
+    assert result.iterations == 7
+
+
+def test_range_beyond_end_is_refused(pan_clip: Path, styles: list[Path], tmp_path: Path) -> None:
+    cfg = RenderConfig(input=pan_clip, styles=(styles[0],), output=tmp_path / "x.mp4",
+                       frames=(50, 60))
+    with pytest.raises(InputError, match="has 10 frames"):
+        render(cfg)
+    assert not list(tmp_path.iterdir())
+
+
+def test_device_resolution() -> None:
+    assert resolve_device("cpu").type == "cpu"
+    import torch
+
+    if not torch.cuda.is_available():
+        assert resolve_device("auto").type == "cpu"
+        with pytest.raises(DeviceError, match="--device cpu"):
+            resolve_device("cuda")
+
+
+@pytest.mark.gpu
+def test_cuda_render(pan_clip: Path, styles: list[Path], tmp_path: Path) -> None:
+    cfg = RenderConfig(input=pan_clip, styles=(styles[0],), output=tmp_path / "g.mp4",
+                       device="cuda", frames=(0, 3),
+                       optim=OptimConfig(first_iterations=5, iterations=3))
+    result = render(cfg)
+    assert result.device.startswith("cuda") and result.frames == 3

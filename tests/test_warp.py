@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vidstyle.warp import consistency_mask, warp
+
+
+def test_zero_flow_is_identity() -> None:
+    image = torch.rand(2, 3, 17, 23)
+    out = warp(image, torch.zeros(2, 2, 17, 23))
+    torch.testing.assert_close(out, image)
+
+
+@pytest.mark.parametrize(("dx", "dy"), [(3, 0), (0, 2), (-4, 1)])
+def test_integer_shift_moves_pixels(dx: int, dy: int) -> None:
+    image = torch.rand(1, 3, 20, 30)
+    flow = torch.zeros(1, 2, 20, 30)
+    flow[:, 0], flow[:, 1] = dx, dy
+    out = warp(image, flow)
+    # out(y, x) = image(y + dy, x + dx) wherever that is inside the image.
+    ys = slice(max(0, -dy), 20 - max(0, dy))
+    xs = slice(max(0, -dx), 30 - max(0, dx))
+    src = image[..., ys.start + dy : ys.stop + dy, xs.start + dx : xs.stop + dx]
+    torch.testing.assert_close(out[..., ys, xs], src)
+
+
+def test_half_pixel_shift_is_bilinear() -> None:
+    image = torch.arange(8.0).view(1, 1, 1, 8).expand(1, 1, 4, 8).contiguous()
+    flow = torch.zeros(1, 2, 4, 8)
+    flow[:, 0] = 0.5
+    out = warp(image, flow)
+    torch.testing.assert_close(out[0, 0, 0, :-1], torch.arange(7.0) + 0.5)
+
+
+def test_warp_rejects_bad_shapes() -> None:
+    with pytest.raises(ValueError, match=r"\(B,2,H,W\)"):
+        warp(torch.rand(1, 3, 8, 8), torch.zeros(1, 3, 8, 8))
+    with pytest.raises(ValueError, match="differ"):
+        warp(torch.rand(1, 3, 8, 8), torch.zeros(1, 2, 8, 9))
+
+
+def test_warp_gradcheck() -> None:
+    image = torch.rand(1, 2, 5, 6, dtype=torch.float64, requires_grad=True)
+    flow = (torch.rand(1, 2, 5, 6, dtype=torch.float64) - 0.5).mul(0.6)
+    assert torch.autograd.gradcheck(lambda x: warp(x, flow), (image,))
+
+
+def test_mask_is_one_for_consistent_translation() -> None:
+    flow = torch.zeros(1, 2, 32, 32)
+    flow[:, 0] = 2.0  # everything moves 2 px: backward (+2) and forward (-2) agree
+    mask = consistency_mask(flow, -flow)
+    assert mask.shape == (1, 1, 32, 32)
+    # The last two columns map outside the other frame: content entering at the edge.
+    assert mask[..., :, :30].min() == 1
+    assert mask[..., :, 30:].max() == 0
+
+
+def test_mask_is_zero_on_synthetic_occlusion() -> None:
+    # A 10x10 square moves 5 px right over a static background. In the current frame, the
+    # strip it just uncovered (left of its new position) has no counterpart in the previous
+    # frame: the backward flow there is 0, but the forward flow found at that point belongs
+    # to the square (+5), so the two disagree.
+    h = w = 40
+    backward = torch.zeros(1, 2, h, w)  # current -> previous
+    forward = torch.zeros(1, 2, h, w)  # previous -> current
+    backward[:, 0, 15:25, 20:30] = -5.0  # square now at x 20..29, was at 15..24
+    forward[:, 0, 15:25, 15:25] = 5.0
+    mask = consistency_mask(backward, forward)[0, 0]
+    assert mask[15:25, 16:19].max() == 0, "disoccluded strip must be masked out"
+    assert mask[17:23, 22:28].min() == 1, "the square's interior is consistent"
+    assert mask[2:10, 2:10].min() == 1, "static background is consistent"
+
+
+def test_mask_is_zero_on_motion_boundary() -> None:
+    flow = torch.zeros(1, 2, 16, 16)
+    flow[:, 0, :, 8:] = 3.0
+    mask = consistency_mask(flow, -flow)[0, 0]
+    assert mask[:, 7:9].max() == 0
