@@ -53,7 +53,9 @@ def _raft_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return cache_path(Raft_Small_Weights.DEFAULT)
 
 
-def test_raft_offline_error_names_cache_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_raft_offline_error_names_cache_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import urllib.error
 
     target = _raft_cache(tmp_path, monkeypatch)

@@ -80,5 +80,5 @@ def test_lbfgs_also_lowers_the_loss(lite0: Backbone, styles, content) -> None:
         optim=OptimConfig(optimizer="lbfgs", early_stop=0), frame_size=(64, 96),
     )
     losses: list[float] = []
-    stylizer.stylize(content, content, iterations=8, on_iteration=lambda i, l: losses.append(l))
+    stylizer.stylize(content, content, iterations=8, on_iteration=lambda i, v: losses.append(v))
     assert losses[-1] < losses[0]

@@ -55,7 +55,9 @@ def test_output_keeps_frames_rate_and_audio(pan_clip: Path, renders: dict[str, P
     assert not list(pan_clip.parent.glob(".*partial*"))
 
 
-def test_frame_range_progress_and_summary(pan_clip: Path, styles: list[Path], tmp_path: Path) -> None:
+def test_frame_range_progress_and_summary(
+    pan_clip: Path, styles: list[Path], tmp_path: Path
+) -> None:
     events: list[Progress] = []
     cfg = RenderConfig(
         input=pan_clip, styles=tuple(styles), output=tmp_path / "r.mp4", frames=(4, 7),

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from vidstyle.cli import main
+from vidstyle.config import FlowConfig, OptimConfig, RenderConfig, StyleConfig
 from vidstyle.recipes import Job, load_recipe
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,9 +104,9 @@ def test_load_recipe_maps_every_section(project: Path, tmp_path: Path) -> None:
 def test_defaults_when_sections_are_missing(project: Path, tmp_path: Path) -> None:
     jobs = load_recipe(recipe(project), out_dir=tmp_path / "out")
     cfg = jobs[0].config
-    assert cfg.frames is None and cfg.max_side == 512
-    assert cfg.style.backbone == "efficientnet-lite0"
-    assert cfg.optim.iterations == 50
+    assert cfg.frames is None and cfg.start is None and cfg.end is None
+    assert cfg.max_side == RenderConfig(input=cfg.input, styles=cfg.styles).max_side
+    assert (cfg.style, cfg.optim, cfg.flow) == (StyleConfig(), OptimConfig(), FlowConfig())
 
 
 def test_globs_are_relative_to_the_recipe_not_the_cwd(

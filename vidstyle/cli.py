@@ -269,7 +269,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
             if bar is not None:
                 bar.close()
         print(f"rendered    {out}: {result.frames} frames in {_clock(result.seconds)}")
-    print(f"{len(jobs) - failed} of {len(jobs)} outputs ok" + (f", {failed} failed" if failed else ""))
+    summary = f"{len(jobs) - failed} of {len(jobs)} outputs ok"
+    print(summary + (f", {failed} failed" if failed else ""))
     return 1 if failed else 0
 
 

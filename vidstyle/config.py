@@ -223,7 +223,9 @@ def parse_frame_range(text: str) -> tuple[int, int | None]:
         start = int(head) if head.strip() else 0
         stop = int(tail) if tail.strip() else None
     except ValueError:
-        raise ValueError(f"frame range must look like A:B (for example 0:48), got {text!r}") from None
+        raise ValueError(
+            f"frame range must look like A:B (for example 0:48), got {text!r}"
+        ) from None
     if start < 0 or (stop is not None and stop <= start):
         raise ValueError(f"frame range {text!r} is empty or reversed (A:B needs 0 <= A < B)")
     return start, stop

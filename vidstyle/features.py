@@ -150,7 +150,10 @@ class VGG19(Backbone):
 
 
 def load_backbone(
-    name: str, *, device: torch.device | str = "cpu", weights_file: str | os.PathLike[str] | None = None
+    name: str,
+    *,
+    device: torch.device | str = "cpu",
+    weights_file: str | os.PathLike[str] | None = None,
 ) -> Backbone:
     """Build a frozen backbone on ``device``.
 

@@ -99,6 +99,17 @@ def load_recipe(path: str | os.PathLike[str], *, out_dir: Path) -> list[Job]:
     """
     path = Path(path)
     try:
+        return _jobs(path, out_dir)
+    except ValueError as exc:
+        # Every message names the recipe, also those raised by the config classes.
+        message = str(exc)
+        if not message.startswith(str(path)):
+            message = f"{path}: {message}"
+        raise ValueError(message) from None
+
+
+def _jobs(path: Path, out_dir: Path) -> list[Job]:
+    try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ValueError(f"cannot read recipe {path}: {exc.strerror}") from None

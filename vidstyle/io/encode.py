@@ -188,10 +188,9 @@ class VideoWriter:
 
     def _abort(self) -> None:
         if self._container is not None:
-            try:
+            # Closing a broken file may fail too; the first error is the one to report.
+            with contextlib.suppress(Exception):
                 self._container.close()
-            except Exception:  # noqa: BLE001 - closing a broken file; the first error wins
-                pass
         self._close_audio()
         if self._tmp is not None:
             self._tmp.unlink(missing_ok=True)

@@ -29,18 +29,22 @@ def load_image(path: str | os.PathLike[str]) -> Tensor:
         with Image.open(path) as im:
             im.load()
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                # 16-bit grayscale: PIL's convert("RGB") clips instead of scaling.
+                # 16-bit grayscale: PIL's convert("RGB") clips instead of scaling. Scale by
+                # the 16-bit range (or the data's range, for 32-bit values beyond it).
                 arr = np.asarray(im, dtype=np.float32)
-                arr = arr / max(float(arr.max()), 1.0)
+                arr = arr / max(float(arr.max()), 65535.0)
                 rgb = np.repeat(arr[..., None], 3, axis=2)
             else:
-                if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                has_alpha = im.mode in ("RGBA", "LA", "PA")
+                if has_alpha or (im.mode == "P" and "transparency" in im.info):
                     im = im.convert("RGBA")
                     background = Image.new("RGBA", im.size, (255, 255, 255, 255))
                     im = Image.alpha_composite(background, im)
                 rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise InputError(f"cannot read style image {path}: not an image or corrupt ({exc})") from exc
+        raise InputError(
+            f"cannot read style image {path}: not an image or corrupt ({exc})"
+        ) from exc
     if min(rgb.shape[:2]) < 8:
         raise InputError(f"style image {path} is too small ({rgb.shape[1]}x{rgb.shape[0]})")
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
