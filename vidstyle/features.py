@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -47,6 +48,9 @@ class EfficientNetLite0(Backbone):
     # Shallow taps carry strokes and colour; stage4 (stride 16) holds shapes without texture.
     content_layers = ("stage4",)
     style_layers = ("stem", "stage1", "stage2", "stage3", "stage4")
+    # Declared so mypy sees the buffer and submodule types, not Module.__getattr__'s union.
+    stages: nn.Sequential
+    mean: Tensor
 
     def __init__(self, weights_file: str | os.PathLike[str] | None = None) -> None:
         super().__init__()
@@ -54,8 +58,9 @@ class EfficientNetLite0(Backbone):
 
         model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
         model.load_state_dict(_lite0_state_dict(model, weights_file))
-        self.stem = nn.Sequential(model.conv_stem, model.bn1)
-        self.stages = model.blocks  # the head and classifier are never used
+        # timm's submodules come through Module.__getattr__, typed Tensor | Module.
+        self.stem = nn.Sequential(cast(nn.Module, model.conv_stem), cast(nn.Module, model.bn1))
+        self.stages = cast(nn.Sequential, model.blocks)  # the head and classifier are never used
         self.register_buffer("mean", torch.full((1, 3, 1, 1), 0.5), persistent=False)
         self.freeze()
 
@@ -103,6 +108,9 @@ class VGG19(Backbone):
     name = "vgg19"
     content_layers = ("relu4_2",)
     style_layers = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    # Buffers, declared so mypy sees Tensors rather than Module.__getattr__'s union.
+    mean: Tensor
+    std: Tensor
 
     def __init__(self, weights_file: str | os.PathLike[str] | None = None) -> None:
         super().__init__()

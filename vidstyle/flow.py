@@ -34,7 +34,10 @@ class DISFlow:
 
     def __init__(self, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
-        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        # The cv2 stubs lack the module-level factory (it exists at run time).
+        self._dis = cv2.DISOpticalFlow_create(  # type: ignore[attr-defined]
+            cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
+        )
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> Tensor:
         ga = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)

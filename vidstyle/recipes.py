@@ -25,7 +25,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from vidstyle.config import (
     FlowConfig,
@@ -86,7 +86,8 @@ def _fields_of(cls: type, table: dict[str, Any], where: str) -> dict[str, Any]:
         allowed = _TYPES.get(ftype, (object,))
         if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
             raise ValueError(f"{where}: {key} must be {ftype.split(' ')[0]}, got {value!r}")
-        values[key] = Path(value) if ftype == "Path | None" else value
+        # isinstance with a tuple[type, ...] narrows only to object; _TYPES says paths are str.
+        values[key] = Path(cast(str, value)) if ftype == "Path | None" else value
     return values
 
 

@@ -162,7 +162,8 @@ def iter_frames(
                 return
             if index < start_index or (start_time is not None and time < start_time - 1e-6):
                 continue
-            image = frame.to_ndarray(format="rgb24")
+            # Plain ndarray: cv2.resize's result type is wider than to_ndarray's rgb24 union.
+            image: np.ndarray = frame.to_ndarray(format="rgb24")
             if size is not None and (image.shape[1], image.shape[0]) != size:
                 image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
             yield Frame(index=index, pts=frame.pts, time=time, image=image)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import cast
 
 import av
 import numpy as np
@@ -134,7 +135,9 @@ class VideoWriter:
         options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
         container = av.open(str(self._tmp), "w", format=fmt, options=options)
         self._container = container
-        stream = container.add_stream(h264_encoder(), rate=self.rate)
+        # The encoder name is only known at run time, so the stubs cannot pick the video
+        # overload of add_stream; an H.264 encoder always gives a video stream.
+        stream = cast(av.VideoStream, container.add_stream(h264_encoder(), rate=self.rate))
         stream.width, stream.height = self.width, self.height
         stream.pix_fmt = "yuv420p"
         stream.time_base = self.time_base

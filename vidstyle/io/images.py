@@ -35,12 +35,14 @@ def load_image(path: str | os.PathLike[str]) -> Tensor:
                 arr = arr / max(float(arr.max()), 65535.0)
                 rgb = np.repeat(arr[..., None], 3, axis=2)
             else:
+                # convert() gives a plain Image, not the ImageFile that open() returned.
+                flat: Image.Image = im
                 has_alpha = im.mode in ("RGBA", "LA", "PA")
                 if has_alpha or (im.mode == "P" and "transparency" in im.info):
-                    im = im.convert("RGBA")
-                    background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                    im = Image.alpha_composite(background, im)
-                rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+                    flat = im.convert("RGBA")
+                    background = Image.new("RGBA", flat.size, (255, 255, 255, 255))
+                    flat = Image.alpha_composite(background, flat)
+                rgb = np.asarray(flat.convert("RGB"), dtype=np.float32) / 255.0
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise InputError(
             f"cannot read style image {path}: not an image or corrupt ({exc})"
