@@ -10,7 +10,7 @@ This is the only module that prints or decides exit codes:
 4     output cannot be written (exists without --overwrite, no directory, disk full)
 5     model weights unavailable (offline and not cached)
 6     the requested device cannot be used
-130   interrupted (Ctrl-C / SIGTERM); no partial output is left behind
+130   interrupted (Ctrl-C / SIGTERM); finished frames are kept for --resume
 ====  =====================================================================
 """
 
@@ -34,7 +34,7 @@ from vidstyle.config import (
     option_fields,
     parse_frame_range,
 )
-from vidstyle.errors import VidstyleError
+from vidstyle.errors import Interrupted, VidstyleError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -147,6 +147,62 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where outputs go (default: renders)")
     batch.add_argument("--force", action="store_true", help="re-render up-to-date outputs too")
     _add_common(batch)
+
+    metrics = sub.add_parser(
+        "metrics",
+        help="measure how steady (and how stylized) a render is",
+        description="Measure the temporal consistency of OUTPUT, a stylization of INPUT.\n\n"
+        "The warping error (Lai et al. 2018) warps each output frame back onto the previous\n"
+        "one along the optical flow of the *input*, and averages the squared colour difference\n"
+        "where the flow can be trusted. The input's own error is the floor; their ratio is the\n"
+        "flicker ratio: 1.0 is as steady as the source, 2.0 changes twice as much along the\n"
+        "motion (visible flicker), below 1.0 is smoother than the source (often a blur).\n"
+        "With --style, also how far the output moved toward the style on the backbone the\n"
+        "optimizer used.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  vidstyle metrics clip.mp4 clip.ink.mp4\n"
+        "  vidstyle metrics clip.mp4 clip.ink.mp4 --style ink.jpg --plot errors.png\n"
+        "  vidstyle metrics clip.mp4 preview.mp4 --start 24 --json    (a render of --frames 24:)\n",
+    )
+    metrics.add_argument("input", type=Path, metavar="INPUT", help="the source video")
+    metrics.add_argument("output", type=Path, metavar="OUTPUT", help="its stylized render")
+    metrics.add_argument(
+        "--start", type=int, default=0, metavar="N",
+        help="input frame index of OUTPUT's first frame, for a render of a frame range "
+        "(default: 0)",
+    )
+    metrics.add_argument(
+        "--long-range", type=int, default=10, metavar="K",
+        help="also compare frames t and t+K with the direct flow between them: catches slow "
+        "drift that consecutive pairs miss; 0 skips it (default: 10)",
+    )
+    metrics.add_argument(
+        "--style", type=Path, metavar="IMAGE",
+        help="the style image of the render: adds the style loss ratio (output over input; "
+        "< 1 moved toward the style) and the content loss",
+    )
+    # The render's own fields, so the defaults cannot drift from what `run` used.
+    style_fields = {f.name: f for f in option_fields(StyleConfig)}
+    metrics.add_argument(
+        "--backbone", default=style_fields["backbone"].default,
+        choices=style_fields["backbone"].metadata["choices"],
+        help=f"the render's feature network (default: {style_fields['backbone'].default})",
+    )
+    metrics.add_argument(
+        "--style-scale", type=float, default=style_fields["style_scale"].default, metavar="X",
+        help=f"the render's --style-scale (default: {style_fields['style_scale'].default})",
+    )
+    metrics.add_argument("--every", type=int, default=1, metavar="N",
+                         help="style and content losses on every N-th frame only, for speed "
+                         "(default: 1)")
+    metrics.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                         help="where flow warping and the backbone run (default: auto)")
+    metrics.add_argument("--json", action="store_true",
+                         help="print a JSON object (with the per-pair curves) instead of a table")
+    metrics.add_argument("--plot", type=Path, metavar="FILE.png",
+                         help="write the per-frame error curves (output vs input, log scale)")
+    _add_common(metrics)
     return parser
 
 
@@ -235,14 +291,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    per_frame = result.seconds / max(result.frames, 1)
+    per_frame = result.seconds / max(result.frames - result.resumed_frames, 1)
+    resumed = f", {result.resumed_frames} of them resumed" if result.resumed_frames else ""
+    width, height = result.size
     print(
-        f"wrote {result.output}: {result.frames} frames at {result.size[0]}x{result.size[1]} "
+        f"wrote {result.output}: {result.frames} frames{resumed} at {width}x{height} "
         f"in {_clock(result.seconds)} ({per_frame:.1f} s/frame on {result.device})"
     )
-    for stream in result.dropped_audio:
-        print(f"note: audio {stream} cannot be stored in {result.output.suffix}; left out",
-              file=sys.stderr)
+    for note in result.dropped_audio:
+        print(f"note: {note}: left out of the output", file=sys.stderr)
     return 0
 
 
@@ -274,6 +331,42 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    import json
+
+    from vidstyle.metrics import check_plot_path, format_report, measure, plot_report
+    from vidstyle.pipeline import resolve_device
+
+    if args.plot is not None:
+        check_plot_path(args.plot)  # fail before the measuring, not after
+    device = resolve_device(args.device)
+    tty = sys.stderr.isatty() and not args.quiet
+
+    def progress(frames: int) -> None:
+        if tty:
+            sys.stderr.write(f"\rmeasuring {args.output.name}: {frames} frames")
+            sys.stderr.flush()
+
+    try:
+        report = measure(
+            args.input, args.output, start_index=args.start, long_range=args.long_range,
+            style=args.style, backbone=args.backbone, style_scale=args.style_scale,
+            every=args.every, device=device, progress=progress,
+        )
+    finally:
+        if tty:
+            sys.stderr.write("\r" + " " * 60 + "\r")
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(format_report(report, source=str(args.input), output=str(args.output)))
+    if args.plot is not None:
+        plot_report(report, args.plot)
+        # stdout stays pure JSON with --json.
+        print(f"wrote {args.plot}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -287,7 +380,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM (kill, a scheduler's stop) gets the same clean stop as Ctrl-C.
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        return _cmd_run(args) if args.command == "run" else _cmd_batch(args)
+        commands = {"run": _cmd_run, "batch": _cmd_batch, "metrics": _cmd_metrics}
+        return commands[args.command](args)
     except KeyboardInterrupt:
         print("\nvidstyle: interrupted; no output was written", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -296,6 +390,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"vidstyle: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Interrupted as exc:
+        print(f"\nvidstyle: {exc}", file=sys.stderr)
+        return exc.exit_code
     except VidstyleError as exc:
         if args.debug:
             raise

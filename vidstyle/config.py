@@ -171,7 +171,21 @@ class RenderConfig:
         metadata=_opt("auto (CUDA when present), cpu or cuda", choices=DEVICES),
     )
     seed: int = field(default=0, metadata=_opt("random seed, for repeatable renders"))
-    overwrite: bool = field(default=False, metadata=_opt("replace an existing output file"))
+    overwrite: bool = field(
+        default=False,
+        metadata=_opt("replace an existing output file (and discard an interrupted render of it)"),
+    )
+    resume: bool = field(
+        default=False,
+        metadata=_opt(
+            "continue an interrupted render of the same output with the same settings; "
+            "finished frames are not redone"
+        ),
+    )
+    keep_partial: bool = field(
+        default=False,
+        metadata=_opt("if the input turns out corrupt mid-way, keep the frames rendered before it"),
+    )
     style: StyleConfig = field(default_factory=StyleConfig, metadata=_opt("", cli=False))
     optim: OptimConfig = field(default_factory=OptimConfig, metadata=_opt("", cli=False))
     flow: FlowConfig = field(default_factory=FlowConfig, metadata=_opt("", cli=False))

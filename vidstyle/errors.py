@@ -36,6 +36,12 @@ class WeightsError(VidstyleError):
     exit_code = 5
 
 
+class Interrupted(VidstyleError):
+    """The render was stopped (Ctrl-C, SIGTERM); finished frames are kept for ``--resume``."""
+
+    exit_code = 130
+
+
 class DeviceError(VidstyleError):
     """The requested compute device cannot be used."""
 

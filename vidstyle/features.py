@@ -14,8 +14,10 @@ expect. Only the layers up to the deepest requested tap are run.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import cast
 
 import torch
@@ -163,12 +165,29 @@ def load_backbone(
     device: torch.device | str = "cpu",
     weights_file: str | os.PathLike[str] | None = None,
 ) -> Backbone:
-    """Build a frozen backbone on ``device``.
+    """A frozen backbone on ``device``.
+
+    Backbones are frozen, so one instance is shared by every render in a process (a batch
+    of many outputs loads its network once). The cache key includes where the weights come
+    from, so a changed weights file or torch cache gives a fresh load.
 
     Raises:
         ValueError: unknown name (with a suggestion).
         WeightsError: weights unavailable (offline and not cached, or a bad file).
     """
     check_choice("backbone", name, BACKBONES)
+    if weights_file is not None:
+        path = Path(weights_file).resolve()
+        source = f"{path}|{path.stat().st_mtime_ns if path.exists() else 0}"
+    else:
+        source = f"default|{torch.hub.get_dir()}"
+    file = None if weights_file is None else str(weights_file)
+    return _load_cached(name, source, file, str(torch.device(device)))
+
+
+@functools.lru_cache(maxsize=2)
+def _load_cached(
+    name: str, source: str, weights_file: str | None, device: str
+) -> Backbone:
     cls = EfficientNetLite0 if name == "efficientnet-lite0" else VGG19
     return cls(weights_file).to(device)

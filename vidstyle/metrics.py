@@ -1,22 +1,38 @@
-"""Temporal consistency metrics: the warping error of Lai et al. (ECCV 2018).
+"""Temporal consistency metrics: the warping error of Lai et al. (ECCV 2018), and friends.
 
 For each consecutive pair, output frame ``t+1`` is warped back onto frame ``t`` with the
 flow ``t -> t+1`` computed on the *input* frames, and the squared RGB difference (values in
 [0, 1]) is averaged over the pixels the binary non-occlusion mask keeps. The same error of the
-input against itself is the floor a perfectly steady stylization would reach.
+input against itself is the floor a perfectly steady stylization would reach, so the ratio of
+the two (the *flicker ratio*) makes clips of different content comparable: 1.0 is as steady
+as the source, 2.0 changes twice as much along the motion as the source does.
+
+:func:`measure` adds a long-range error (frames ``t`` and ``t+k`` with the direct flow between
+them, which catches slow drift that consecutive pairs miss) and, given the style image, how
+far the output moved toward the style on the backbone the optimizer uses. It streams both
+videos and keeps only the last ``k+1`` frames.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import math
 import os
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from vidstyle.config import BACKBONES, OptimConfig, StyleConfig, check_choice
+from vidstyle.errors import OutputError
 from vidstyle.flow import DISFlow, FlowEstimator
-from vidstyle.io import iter_frames
-from vidstyle.pipeline import to_tensor
+from vidstyle.io import Frame, iter_frames
 from vidstyle.warp import consistency_mask, warp
 
 
@@ -36,6 +52,18 @@ def warping_error(frame: Tensor, next_frame: Tensor, flow: Tensor, reverse: Tens
     return (diff * mask).sum() / mask.sum().clamp_min(1.0)
 
 
+def _masked_errors(frames: Tensor, later: Tensor, flow: Tensor, mask: Tensor) -> Tensor:
+    """Per-image warping error of ``(N, 3, H, W)`` stacks sharing one ``(1, 2, H, W)`` flow.
+
+    Output and input are measured in one batch with the *same* mask, so their ratio compares
+    like with like. Returns ``(N,)``.
+    """
+    n = frames.shape[0]
+    diff = (warp(later, flow.expand(n, -1, -1, -1)) - frames).square().sum(1, keepdim=True)
+    # A pair with nothing trusted (a scene cut) scores 0 for both rather than dividing by 0.
+    return (diff * mask).sum((1, 2, 3)) / mask.sum().clamp_min(1.0)
+
+
 @dataclass(frozen=True)
 class ClipError:
     output: float
@@ -46,7 +74,341 @@ class ClipError:
     @property
     def flicker_ratio(self) -> float:
         """``output / source``: 1.0 is as steady as the source."""
-        return self.output / max(self.source, 1e-12)
+        return _ratio(self.output, self.source)
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / max(b, 1e-12)
+
+
+def _mean(values: Sequence[float]) -> float:
+    return math.fsum(values) / len(values)
+
+
+@dataclass(frozen=True)
+class MetricsReport:
+    """What :func:`measure` found. Per-pair lists are in output frame order.
+
+    ``per_pair_output[t]`` is the error between output frames ``t`` and ``t+1``;
+    ``long_range_output[t]`` between ``t`` and ``t+k``. Output frame ``t`` is input frame
+    ``start_index + t``.
+    """
+
+    frames: int
+    """Output frames measured."""
+    start_index: int
+    size: tuple[int, int]
+    """``(width, height)`` the errors were measured at (the output's size)."""
+    per_pair_output: tuple[float, ...]
+    per_pair_input: tuple[float, ...]
+    long_range_k: int | None
+    """The ``k`` asked for; None when the long-range error was switched off."""
+    long_range_output: tuple[float, ...] = ()
+    long_range_input: tuple[float, ...] = ()
+    backbone: str | None = None
+    """Backbone of the stylization numbers; None when no style image was given."""
+    every: int = 1
+    style_frames: tuple[int, ...] = ()
+    """Output frame indices whose style and content losses were measured."""
+    style_loss_per_frame: tuple[float, ...] = ()
+    """Style loss of each sampled output frame (against the style's Gram targets)."""
+    style_loss_input_per_frame: tuple[float, ...] = ()
+    """The same for the input frame it came from: where the optimizer started."""
+    content_loss_per_frame: tuple[float, ...] = ()
+
+    @property
+    def pairs(self) -> int:
+        return len(self.per_pair_output)
+
+    @property
+    def warping_error_output(self) -> float:
+        return _mean(self.per_pair_output)
+
+    @property
+    def warping_error_input(self) -> float:
+        return _mean(self.per_pair_input)
+
+    @property
+    def flicker_ratio(self) -> float:
+        """Output error over input error: 1.0 is as steady as the source, higher flickers."""
+        return _ratio(self.warping_error_output, self.warping_error_input)
+
+    @property
+    def long_range_error_output(self) -> float | None:
+        return _mean(self.long_range_output) if self.long_range_output else None
+
+    @property
+    def long_range_error_input(self) -> float | None:
+        return _mean(self.long_range_input) if self.long_range_input else None
+
+    @property
+    def long_range_ratio(self) -> float | None:
+        out, src = self.long_range_error_output, self.long_range_error_input
+        return None if out is None or src is None else _ratio(out, src)
+
+    @property
+    def style_loss_output(self) -> float | None:
+        return _mean(self.style_loss_per_frame) if self.style_loss_per_frame else None
+
+    @property
+    def style_loss_input(self) -> float | None:
+        return _mean(self.style_loss_input_per_frame) if self.style_loss_input_per_frame else None
+
+    @property
+    def style_loss_ratio(self) -> float | None:
+        """Output style loss over the input's: below 1 the output moved toward the style."""
+        out, src = self.style_loss_output, self.style_loss_input
+        return None if out is None or src is None else _ratio(out, src)
+
+    @property
+    def content_loss(self) -> float | None:
+        """Mean content loss of output against input features (0: shapes kept exactly)."""
+        return _mean(self.content_loss_per_frame) if self.content_loss_per_frame else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; numbers that could not be measured are None."""
+        return {
+            "frames": self.frames,
+            "pairs": self.pairs,
+            "start_index": self.start_index,
+            "size": list(self.size),
+            "warping_error_output": self.warping_error_output,
+            "warping_error_input": self.warping_error_input,
+            "flicker_ratio": self.flicker_ratio,
+            "long_range_k": self.long_range_k,
+            "long_range_error_output": self.long_range_error_output,
+            "long_range_error_input": self.long_range_error_input,
+            "long_range_ratio": self.long_range_ratio,
+            "backbone": self.backbone,
+            "every": self.every,
+            "style_loss_output": self.style_loss_output,
+            "style_loss_input": self.style_loss_input,
+            "style_loss_ratio": self.style_loss_ratio,
+            "content_loss": self.content_loss,
+            "per_pair": {"output": list(self.per_pair_output), "input": list(self.per_pair_input)},
+            "per_pair_long_range": {
+                "output": list(self.long_range_output),
+                "input": list(self.long_range_input),
+            },
+            "per_frame_style": {
+                "frames": list(self.style_frames),
+                "output": list(self.style_loss_per_frame),
+                "input": list(self.style_loss_input_per_frame),
+                "content": list(self.content_loss_per_frame),
+            },
+        }
+
+
+def _to_tensor(image: np.ndarray, device: torch.device) -> Tensor:
+    """``(H, W, 3)`` uint8 -> ``(1, 3, H, W)`` float32 in [0, 1] on ``device``."""
+    return torch.from_numpy(image).to(device).permute(2, 0, 1)[None].float().div_(255)
+
+
+class _StyleProbe:
+    """Style and content losses exactly as :class:`~vidstyle.optimize.FrameStylizer` sees them.
+
+    The Gram targets come from a FrameStylizer built for this frame size, so the style image
+    is resized the same way (long side = ``style_scale`` x the frame's) and the numbers are
+    the unweighted terms of the optimizer's own loss.
+    """
+
+    def __init__(
+        self,
+        style: str | os.PathLike[str],
+        *,
+        backbone: str,
+        style_scale: float,
+        frame_size: tuple[int, int],
+        device: torch.device,
+    ) -> None:
+        from vidstyle.features import load_backbone
+        from vidstyle.io.images import load_image
+        from vidstyle.optimize import FrameStylizer
+
+        image = load_image(style)  # before the backbone: a missing file fails fast
+        net = load_backbone(backbone, device=device)
+        self.stylizer = FrameStylizer(
+            net,
+            [image.to(device)],
+            style=StyleConfig(backbone=backbone, style_scale=style_scale),
+            optim=OptimConfig(),
+            frame_size=frame_size,
+        )
+
+    @torch.no_grad()
+    def __call__(self, output: Tensor, source: Tensor) -> tuple[float, float, float]:
+        """``(style loss of output, style loss of input, content loss)`` for one frame."""
+        from vidstyle.losses import content_loss, style_loss
+
+        s = self.stylizer
+        feats = s.backbone(torch.cat((output, source)), s.taps)  # one forward for both
+        out = {k: v[:1] for k, v in feats.items()}
+        src = {k: v[1:] for k, v in feats.items()}
+        content = sum(float(content_loss(out[k], src[k])) for k in s.content_layers)
+        return (
+            float(style_loss(out, s.targets)),
+            float(style_loss(src, s.targets)),
+            content,
+        )
+
+
+def _close(frames: Iterator[Frame]) -> None:
+    # iter_frames is a generator (typed as an Iterator): closing it closes its container.
+    close = getattr(frames, "close", None)
+    if close is not None:
+        close()
+
+
+def _first_two(frames: Iterator[Frame], path: str | os.PathLike[str]) -> tuple[Frame, Frame]:
+    first, second = next(frames, None), next(frames, None)
+    if first is None or second is None:
+        count = "no frames" if first is None else "only 1 frame"
+        raise ValueError(
+            f"{Path(path).name} has {count}; the temporal metrics compare consecutive frames "
+            "and need at least 2"
+        )
+    return first, second
+
+
+def measure(
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    start_index: int = 0,
+    long_range: int | None = 10,
+    style: str | os.PathLike[str] | None = None,
+    backbone: str = "efficientnet-lite0",
+    style_scale: float = 1.0,
+    every: int = 1,
+    device: torch.device | str = "cpu",
+    estimator: FlowEstimator | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> MetricsReport:
+    """Measure how steady ``output`` (a stylization of ``source``) is, and how stylized.
+
+    Output frame ``t`` is compared with source frame ``start_index + t``; source frames are
+    resized to the output's size before the flow is computed. Only the last ``k+1`` frames
+    of each video are held.
+
+    Args:
+        start_index: input frame index of the output's first frame (a render of a range).
+        long_range: ``k`` of the long-range error (frames ``t`` and ``t+k``, direct flow);
+            None or 0 skips it. A clip of ``k`` frames or fewer gets no long-range numbers.
+        style: the style image; None skips the stylization numbers (and the backbone).
+        backbone, style_scale: as in the render, so the losses match what the optimizer saw.
+        every: measure the style and content losses on every ``every``-th output frame.
+        estimator: flow ``(a, b) -> (1, 2, H, W)``; OpenCV DIS on ``device`` by default.
+        progress: called with the number of output frames measured so far.
+
+    Raises:
+        InputError, DecodeError: a missing, unreadable or undecodable file or style image.
+        ValueError: bad arguments; an output with fewer than 2 frames; an output with more
+            frames than the input has from ``start_index``.
+    """
+    if start_index < 0:
+        raise ValueError(f"start index must be >= 0, got {start_index}")
+    k = long_range or 0
+    if k < 0:
+        raise ValueError(f"long-range k must be >= 1 (or 0 to skip it), got {long_range}")
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
+    check_choice("backbone", backbone, BACKBONES)
+    device = torch.device(device)
+
+    with contextlib.ExitStack() as stack:
+        out_frames = iter_frames(output)
+        stack.callback(_close, out_frames)  # closes the container if we stop early
+        first, second = _first_two(out_frames, output)
+        height, width = first.image.shape[:2]
+        src_frames = iter_frames(source, size=(width, height), start_index=start_index)
+        stack.callback(_close, src_frames)
+        src_first = next(src_frames, None)
+        if src_first is None:
+            raise ValueError(
+                f"{Path(source).name} has no frame {start_index}: the start index is beyond "
+                "its end"
+            )
+        probe = None
+        if style is not None:
+            probe = _StyleProbe(
+                style, backbone=backbone, style_scale=style_scale,
+                frame_size=(height, width), device=device,
+            )
+        flow_of: FlowEstimator = estimator or DISFlow(device)
+
+        # (input image for the flow, output tensor, input tensor), newest last.
+        ring: deque[tuple[np.ndarray, Tensor, Tensor]] = deque(maxlen=max(k, 1) + 1)
+        pair_out: list[float] = []
+        pair_src: list[float] = []
+        long_out: list[float] = []
+        long_src: list[float] = []
+        style_frames: list[int] = []
+        style_out: list[float] = []
+        style_src: list[float] = []
+        content: list[float] = []
+
+        def errors(earlier: tuple[np.ndarray, Tensor, Tensor],
+                   later: tuple[np.ndarray, Tensor, Tensor]) -> tuple[float, float]:
+            flow = flow_of(earlier[0], later[0])  # t -> t+n on the input, as Lai et al.
+            reverse = flow_of(later[0], earlier[0])
+            mask = consistency_mask(flow, reverse)
+            err = _masked_errors(
+                torch.cat((earlier[1], earlier[2])), torch.cat((later[1], later[2])), flow, mask
+            )
+            return float(err[0]), float(err[1])
+
+        src_iter = itertools.chain([src_first], src_frames)
+        count = 0
+        for index, frame in enumerate(itertools.chain([first, second], out_frames)):
+            src = next(src_iter, None)
+            if src is None:
+                raise ValueError(
+                    f"{Path(output).name} has more frames than {Path(source).name} has from "
+                    f"frame {start_index} on ({index}); is the start index right, and is the "
+                    "output a render of this input?"
+                )
+            if frame.image.shape != src.image.shape:
+                raise ValueError(
+                    f"output frame {index} is {frame.image.shape[1]}x{frame.image.shape[0]}, "
+                    f"expected {width}x{height} like the first (a size change mid-stream)"
+                )
+            with torch.no_grad():
+                entry = (src.image, _to_tensor(frame.image, device), _to_tensor(src.image, device))
+                ring.append(entry)
+                if len(ring) >= 2:
+                    e_out, e_src = errors(ring[-2], entry)
+                    pair_out.append(e_out)
+                    pair_src.append(e_src)
+                if k and len(ring) == k + 1:
+                    e_out, e_src = errors(ring[0], entry)
+                    long_out.append(e_out)
+                    long_src.append(e_src)
+                if probe is not None and index % every == 0:
+                    s_out, s_src, c = probe(entry[1], entry[2])
+                    style_frames.append(index)
+                    style_out.append(s_out)
+                    style_src.append(s_src)
+                    content.append(c)
+            count = index + 1
+            if progress is not None:
+                progress(count)
+
+    return MetricsReport(
+        frames=count,
+        start_index=start_index,
+        size=(width, height),
+        per_pair_output=tuple(pair_out),
+        per_pair_input=tuple(pair_src),
+        long_range_k=k or None,
+        long_range_output=tuple(long_out),
+        long_range_input=tuple(long_src),
+        backbone=backbone if probe is not None else None,
+        every=every,
+        style_frames=tuple(style_frames),
+        style_loss_per_frame=tuple(style_out),
+        style_loss_input_per_frame=tuple(style_src),
+        content_loss_per_frame=tuple(content),
+    )
 
 
 def clip_warping_error(
@@ -56,30 +418,126 @@ def clip_warping_error(
     start_index: int = 0,
     estimator: FlowEstimator | None = None,
 ) -> ClipError:
-    """Warping error of ``output`` against the motion of ``source``.
+    """Warping error of ``output`` against the motion of ``source`` (consecutive pairs only).
 
     ``output`` frame ``k`` is compared with ``source`` frame ``start_index + k``; the source is
-    resized to the output's size before the flow is computed.
+    resized to the output's size before the flow is computed. See :func:`measure`.
     """
-    estimator = estimator or DISFlow()
-    out_frames = iter_frames(output)
-    first = next(out_frames)
-    size = (first.image.shape[1], first.image.shape[0])
-    src_frames = iter_frames(source, size=size, start_index=start_index)
-    errors_out: list[float] = []
-    errors_src: list[float] = []
-    prev_out, prev_src = first.image, next(src_frames).image
-    for out, src in zip(out_frames, src_frames):
-        flow = estimator(prev_src, src.image)
-        reverse = estimator(src.image, prev_src)
-        with torch.no_grad():
-            for images, errs in (((prev_out, out.image), errors_out),
-                                 ((prev_src, src.image), errors_src)):
-                a, b = (to_tensor(x, flow.device) for x in images)
-                errs.append(float(warping_error(a, b, flow, reverse)))
-        prev_out, prev_src = out.image, src.image
-    if not errors_out:
-        raise ValueError("the warping error needs at least two frames")
-    return ClipError(
-        output=sum(errors_out) / len(errors_out), source=sum(errors_src) / len(errors_src)
-    )
+    report = measure(source, output, start_index=start_index, long_range=None,
+                     estimator=estimator)
+    return ClipError(output=report.warping_error_output, source=report.warping_error_input)
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
+
+
+def _times(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+def format_report(report: MetricsReport, *, source: str = "input", output: str = "output") -> str:
+    """A plain-text table of ``report`` for a terminal (the CLI's default output)."""
+    w, h = report.size
+    k = report.long_range_k
+    lines = [
+        f"{output} against {source}: {report.frames} frames ({report.pairs} pairs) at {w}x{h}, "
+        f"from input frame {report.start_index}",
+        "",
+        f"{'warping error (Lai et al. 2018)':<34}{'output':>11}{'input':>11}{'ratio':>9}",
+        f"{'  consecutive frames':<34}{_num(report.warping_error_output):>11}"
+        f"{_num(report.warping_error_input):>11}{_times(report.flicker_ratio):>9}"
+        "  <- flicker ratio",
+    ]
+    if k is not None:
+        note = "" if report.long_range_output else f"  (needs more than {k} frames)"
+        lines.append(
+            f"{f'  frames t and t+{k}':<34}{_num(report.long_range_error_output):>11}"
+            f"{_num(report.long_range_error_input):>11}{_times(report.long_range_ratio):>9}{note}"
+        )
+    if report.backbone is not None:
+        sampled = "every frame" if report.every == 1 else f"every {report.every}th frame"
+        lines += [
+            "",
+            f"{f'stylization ({report.backbone}, {sampled})':<34}",
+            f"{'  style loss':<34}{_num(report.style_loss_output):>11}"
+            f"{_num(report.style_loss_input):>11}{_times(report.style_loss_ratio):>9}"
+            "  (< 1: moved toward the style)",
+            f"{'  content loss':<34}{_num(report.content_loss):>11}"
+            f"{'':>20}  (0: the input's shapes exactly)",
+        ]
+    lines += [
+        "",
+        "flicker ratio: how much the output changes along the input's motion, relative to the",
+        "input itself. 1.0 is as steady as the source; 2.0 changes twice as much (flicker).",
+    ]
+    return "\n".join(lines)
+
+
+def check_plot_path(path: str | os.PathLike[str]) -> Path:
+    """Refuse a plot path that cannot be written, before any work is done."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"plot directory does not exist: {parent} (create it first)")
+    if path.is_dir():
+        raise OutputError(f"plot path is a directory: {path}")
+    return path
+
+
+def plot_report(report: MetricsReport, path: str | os.PathLike[str]) -> Path:
+    """Write the per-pair error curves (output vs input, log scale) to ``path`` (PNG by suffix).
+
+    With style numbers, a second panel shows the per-frame style loss of output and input.
+
+    Raises:
+        OutputError: the file cannot be written.
+    """
+    # Imported here: matplotlib is slow to import and only this function needs it. The Agg
+    # canvas is used directly (no pyplot), so no global backend state is touched.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    path = check_plot_path(path)
+    panels = 2 if report.style_frames else 1
+    fig = Figure(figsize=(8, 3.2 * panels), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(panels, 1, squeeze=False)[:, 0]
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # frame numbers
+    s = report.start_index
+    ax = axes[0]
+    pairs = [s + t for t in range(report.pairs)]
+    # The input (the floor) first, so the output stays visible where the two coincide.
+    ax.plot(pairs, report.per_pair_input, color="C0", label="input, t to t+1")
+    ax.plot(pairs, report.per_pair_output, color="C3", label="output, t to t+1")
+    if report.long_range_output:
+        k = report.long_range_k
+        far = [s + t for t in range(len(report.long_range_output))]
+        ax.plot(far, report.long_range_input, color="C0", ls="--", label=f"input, t to t+{k}")
+        ax.plot(far, report.long_range_output, color="C3", ls="--", label=f"output, t to t+{k}")
+    ax.set_yscale("log", nonpositive="clip")
+    ax.set_xlabel("input frame t")
+    ax.set_ylabel("warping error")
+    ax.set_title(f"temporal consistency: flicker ratio {report.flicker_ratio:.2f}")
+    ax.legend(fontsize="small")
+    ax.grid(True, which="both", alpha=0.3)
+    if panels == 2:
+        ax = axes[1]
+        frames = [s + t for t in report.style_frames]
+        ax.plot(frames, report.style_loss_input_per_frame, color="C0", marker=".",
+                label="input")
+        ax.plot(frames, report.style_loss_per_frame, color="C3", marker=".", label="output")
+        ax.set_yscale("log", nonpositive="clip")
+        ax.set_xlabel("input frame")
+        ax.set_ylabel(f"style loss ({report.backbone})")
+        ratio = report.style_loss_ratio
+        ax.set_title(f"stylization: style loss ratio {_times(ratio)}")
+        ax.legend(fontsize="small")
+        ax.grid(True, which="both", alpha=0.3)
+    try:
+        fig.savefig(path, dpi=100)
+    except OSError as exc:
+        raise OutputError(f"cannot write plot {path}: {exc}") from exc
+    return path

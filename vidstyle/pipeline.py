@@ -7,10 +7,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import itertools
+import hashlib
+import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,12 +21,22 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vidstyle import __version__
 from vidstyle.config import RenderConfig
-from vidstyle.errors import DeviceError, InputError
+from vidstyle.errors import DecodeError, DeviceError, InputError, Interrupted, OutputError
 from vidstyle.features import load_backbone
-from vidstyle.flow import flow_pair, make_flow
-from vidstyle.io import VideoInfo, VideoWriter, check_output_path, iter_frames, probe, working_size
+from vidstyle.flow import FlowEstimator, flow_pair, make_flow
+from vidstyle.io import (
+    Frame,
+    VideoInfo,
+    VideoWriter,
+    check_output_path,
+    iter_frames,
+    probe,
+    working_size,
+)
 from vidstyle.io.images import load_image
+from vidstyle.io.store import FrameStore
 from vidstyle.optimize import FrameStylizer
 from vidstyle.warp import consistency_mask, warp
 
@@ -55,6 +68,8 @@ class RenderResult:
     seconds: float
     iterations: int
     dropped_audio: tuple[str, ...]
+    resumed_frames: int = 0
+    """Frames taken from an interrupted earlier run (``--resume``)."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -112,13 +127,106 @@ def to_image(x: Tensor) -> np.ndarray:
     return x[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
+# Peak memory of one optimization step, measured on CPU with one frame (float32): a fixed
+# part (runtime and weights) plus bytes per frame pixel for activations and their gradients.
+_MEMORY_MODEL = {"efficientnet-lite0": (0.9e9, 2000.0), "vgg19": (1.0e9, 3000.0)}
+
+
+def estimate_memory(backbone: str, width: int, height: int) -> float:
+    """Estimated peak bytes to stylize ``width x height`` frames with ``backbone``."""
+    fixed, per_pixel = _MEMORY_MODEL[backbone]
+    return fixed + per_pixel * width * height
+
+
+def available_memory(device: torch.device) -> float | None:
+    """Bytes free for a render on ``device``; None when the system does not say."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return float(free)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_memory(backbone: str, width: int, height: int, device: torch.device) -> None:
+    """Refuse, before starting, frames that would not fit; suggest a ``--max-side`` that does."""
+    free = available_memory(device)
+    need = estimate_memory(backbone, width, height)
+    if free is None or need <= free:
+        return
+    fixed, per_pixel = _MEMORY_MODEL[backbone]
+    scale = ((free * 0.9 - fixed) / per_pixel / (width * height)) ** 0.5 if free > fixed else 0
+    side = int(max(width, height) * scale) // 16 * 16
+    hint = f"try --max-side {side}" if side >= 64 else "free some memory first"
+    raise DeviceError(
+        f"{width}x{height} frames need about {need / 1e9:.1f} GB on {device.type} but only "
+        f"{free / 1e9:.1f} GB is free; {hint}"
+    )
+
+
+def run_key(cfg: RenderConfig, device: torch.device) -> str:
+    """Identifies what a render's frames depend on, so ``--resume`` never mixes two renders."""
+    settings = dataclasses.asdict(cfg)
+    for name in ("output", "overwrite", "resume", "keep_partial"):
+        settings.pop(name)
+    digest = hashlib.sha256()
+    for path in (cfg.input, *cfg.styles):
+        stat = path.stat()
+        # fsencode: file names need not be valid UTF-8 on POSIX.
+        digest.update(os.fsencode(path.resolve()) + f"|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    blob = json.dumps(
+        {"settings": settings, "device": device.type, "version": __version__},
+        sort_keys=True,
+        default=str,
+    )
+    digest.update(blob.encode())
+    return digest.hexdigest()
+
+
+def _check_store(store: FrameStore, cfg: RenderConfig) -> None:
+    """Refuse to mix or silently discard the frames of an interrupted render."""
+    if not store.exists():
+        return
+    if cfg.resume and store.stored_key() != store.key:
+        raise OutputError(
+            f"the interrupted render of {store.output.name} used other settings or inputs; "
+            "rerun it with the same arguments, or pass --overwrite to start over"
+        )
+    if not cfg.resume and not cfg.overwrite:
+        done = len(store.read())
+        raise OutputError(
+            f"an interrupted render of {store.output.name} exists ({done} frames done): add "
+            "--resume to continue it, or --overwrite to start over"
+        )
+
+
+def _open_store(store: FrameStore, cfg: RenderConfig) -> None:
+    """Continue the frames an interrupted run left (``--resume``), or start afresh."""
+    if cfg.resume and store.exists():
+        store.read()
+        store.resume()
+    else:
+        store.start()
+
+
 def render(
     cfg: RenderConfig, *, progress: Callable[[Progress], None] | None = None
 ) -> RenderResult:
     """Render ``cfg.input`` stylized by ``cfg.styles`` into ``cfg.output_path``.
 
-    Inputs and the output path are checked before any model is loaded, so bad arguments fail
-    in a second. The output appears only when complete.
+    Inputs, the output path and memory are checked before any model is loaded, so bad
+    arguments fail in a second. Finished frames are kept losslessly in a work folder beside
+    the output as they are done (see :mod:`vidstyle.io.store`); the video is encoded from them
+    at the end and appears only when complete.
+
+    Raises:
+        InputError, DecodeError, OutputError, WeightsError, DeviceError: as their names say.
+        Interrupted: on Ctrl-C / SIGTERM; finished frames are kept for ``cfg.resume``.
     """
     began = time.monotonic()
     output = cfg.output_path
@@ -127,12 +235,13 @@ def render(
     check_output_path(output, overwrite=cfg.overwrite, inputs=(cfg.input, *cfg.styles))
     start, stop, expected = frame_selection(info, cfg)
     device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-
     width, height = working_size(info.width, info.height, cfg.max_side)
-    backbone = load_backbone(
-        cfg.style.backbone, device=device, weights_file=cfg.style.weights
-    )
+    check_memory(cfg.style.backbone, width, height, device)
+    torch.manual_seed(cfg.seed)
+    store = FrameStore(output, run_key(cfg, device))
+    _check_store(store, cfg)
+
+    backbone = load_backbone(cfg.style.backbone, device=device, weights_file=cfg.style.weights)
     stylizer = FrameStylizer(
         backbone,
         [s.to(device) for s in styles],
@@ -140,9 +249,16 @@ def render(
         optim=cfg.optim,
         frame_size=(height, width),
     )
-    temporal = cfg.style.temporal_weight > 0
-    flow = make_flow(cfg.flow.flow, device) if temporal else None
+    flow = make_flow(cfg.flow.flow, device) if cfg.style.temporal_weight > 0 else None
 
+    _open_store(store, cfg)
+    resumed = len(store.frames)
+
+    def notify(index: int, budget: int, it: int, loss: float, *, finished: bool = False) -> None:
+        if progress is not None:
+            elapsed = time.monotonic() - began
+            done = len(store.frames)
+            progress(Progress(done, expected, index, it, budget, loss, elapsed, finished))
     frames = iter_frames(
         cfg.input,
         size=(width, height),
@@ -151,67 +267,110 @@ def render(
         start_time=cfg.start,
         end_time=cfg.end,
     )
-    first = next(frames, None)
-    if first is None:
+    try:
+        iterations = _stylize_all(cfg, store, frames, stylizer, flow, device, notify)
+    except KeyboardInterrupt:
+        done = len(store.frames)
+        of = f" of {expected}" if expected else ""
+        raise Interrupted(
+            f"interrupted after {done}{of} frames; run the same command with --resume to "
+            "continue"
+        ) from None
+    except DecodeError as exc:
+        if not (cfg.keep_partial and store.frames):
+            store.remove()
+            raise
+        _encode(store, output, info, cfg.input)
+        store.remove()
+        kept = len(store.frames)
+        raise DecodeError(f"{exc}; kept the {kept} frames before it in {output}") from None
+    if not store.frames:
+        store.remove()
         raise InputError(f"the selected range of {cfg.input.name} contains no frames")
+    dropped = _encode(store, output, info, cfg.input)
+    store.remove()
+    frames_done = store.frames
+    return RenderResult(
+        output=output,
+        frames=len(frames_done),
+        size=(width, height),
+        device=str(device),
+        seconds=time.monotonic() - began,
+        iterations=iterations,
+        dropped_audio=tuple(dropped),
+        resumed_frames=resumed,
+    )
 
-    done = 0
-    total_iterations = 0
 
-    def notify(index: int, budget: int, it: int, loss: float, *, finished: bool = False) -> None:
-        if progress is not None:
-            elapsed = time.monotonic() - began
-            progress(Progress(done, expected, index, it, budget, loss, elapsed, finished))
+def _stylize_all(
+    cfg: RenderConfig,
+    store: FrameStore,
+    frames: Iterator[Frame],
+    stylizer: FrameStylizer,
+    flow: FlowEstimator | None,
+    device: torch.device,
+    notify: Callable[..., None],
+) -> int:
+    """Stylize every selected frame not already in ``store``, adding each when finished.
 
-    prev_image: np.ndarray | None = None
+    Returns the number of optimizer iterations run.
+    """
+    finished = {f.index for f in store.frames}
+    iterations = 0
+    prev: Frame | None = None
     prev_out: Tensor | None = None
-    last_time = first.time
+    for frame in frames:
+        if frame.index in finished:
+            prev, prev_out = frame, None  # loaded from the store only if needed next
+            continue
+        content = to_tensor(frame.image, device)
+        warped = mask = None
+        if flow is not None and prev is not None:
+            if prev_out is None:
+                prev_out = to_tensor(store.load(prev.index), device)
+            backward, forward = flow_pair(flow, prev.image, frame.image)
+            warped = warp(prev_out, backward)
+            mask = consistency_mask(backward, forward)
+            # Start from the warped previous result; disoccluded pixels have no history,
+            # so they start from the input and are stylized afresh.
+            init = mask * warped + (1 - mask) * content
+            budget = cfg.optim.iterations
+        else:
+            init = content
+            budget = cfg.optim.first_iterations
+        out, stats = stylizer.stylize(
+            content,
+            init,
+            iterations=budget,
+            warped=warped,
+            mask=mask,
+            on_iteration=functools.partial(notify, frame.index, budget),
+        )
+        image = to_image(out)
+        store.add(frame.index, frame.time, image)
+        iterations += stats.iterations
+        # The chain continues from the stored 8-bit frame, exactly as a resumed run would.
+        prev, prev_out = frame, to_tensor(image, device)
+        notify(frame.index, budget, stats.iterations, stats.loss, finished=True)
+    return iterations
+
+
+def _encode(store: FrameStore, output: Path, info: VideoInfo, source: Path) -> list[str]:
+    """Encode the stored frames (and the source's audio for their range) into ``output``."""
+    frames = store.frames
+    first = store.load(frames[0].index)
+    height, width = first.shape[:2]
     with VideoWriter(
         output,
         width=width,
         height=height,
         rate=info.rate,
         time_base=info.time_base,
-        audio_source=cfg.input if info.audio_streams else None,
-        start_time=first.time,
+        audio_source=source if info.audio_streams else None,
+        start_time=frames[0].time,
     ) as writer:
-        for frame in itertools.chain([first], frames):
-            content = to_tensor(frame.image, device)
-            warped = mask = None
-            if flow is not None and prev_out is not None and prev_image is not None:
-                backward, forward = flow_pair(flow, prev_image, frame.image)
-                warped = warp(prev_out, backward)
-                mask = consistency_mask(backward, forward)
-                # Start from the warped previous result; disoccluded pixels have no history,
-                # so they start from the input and are stylized afresh.
-                init = mask * warped + (1 - mask) * content
-                budget = cfg.optim.iterations
-            else:
-                init = content
-                budget = cfg.optim.first_iterations
-
-            out, stats = stylizer.stylize(
-                content,
-                init,
-                iterations=budget,
-                warped=warped,
-                mask=mask,
-                on_iteration=functools.partial(notify, frame.index, budget),
-            )
-            writer.write(to_image(out), frame.time)
-            done += 1
-            total_iterations += stats.iterations
-            last_time = frame.time
-            prev_image, prev_out = frame.image, out
-            notify(frame.index, budget, stats.iterations, stats.loss, finished=True)
+        for stored in frames:
+            writer.write(store.load(stored.index), stored.time)
         # Audio runs to the end of the last frame's display time.
-        writer.end_time = last_time + 1.0 / float(info.rate)
-    return RenderResult(
-        output=output,
-        frames=done,
-        size=(width, height),
-        device=str(device),
-        seconds=time.monotonic() - began,
-        iterations=total_iterations,
-        dropped_audio=tuple(writer.dropped_audio),
-    )
+        writer.end_time = frames[-1].time + 1.0 / float(info.rate)
+    return writer.dropped_audio

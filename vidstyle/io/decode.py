@@ -36,6 +36,9 @@ class VideoInfo:
     duration: float | None
     """Seconds, as the container states it."""
     audio_streams: int
+    rotation: int = 0
+    """Degrees the frames are turned counter-clockwise for display (phone videos); ``width``
+    and ``height`` are those of the upright picture."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
         if not ctx.width or not ctx.height:
             raise DecodeError(f"the video stream of {path} has no frame size (corrupt header?)")
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+        rotation = _first_rotation(container, stream)
+        width, height = (ctx.height, ctx.width) if rotation % 180 else (ctx.width, ctx.height)
         duration = None
         if stream.duration is not None and stream.time_base is not None:
             duration = float(stream.duration * stream.time_base)
@@ -93,14 +98,36 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
             duration = container.duration / av.time_base
         return VideoInfo(
             path=path,
-            width=ctx.width,
-            height=ctx.height,
+            width=width,
+            height=height,
             rate=Fraction(rate),
             time_base=Fraction(stream.time_base or Fraction(1, 90000)),
             frame_count=stream.frames or None,
             duration=duration,
             audio_streams=len(container.streams.audio),
+            rotation=rotation,
         )
+
+
+def _first_rotation(container: av.container.InputContainer, stream: av.video.VideoStream) -> int:
+    """The display rotation of the first frame, rounded to a multiple of 90 degrees.
+
+    The rotation lives in each frame's display matrix, so one frame is decoded; a stream
+    that cannot produce one is reported as such here rather than later.
+    """
+    try:
+        for frame in container.decode(stream):
+            return upright_turns(frame.rotation) * 90
+    except av.error.FFmpegError as exc:
+        raise DecodeError(
+            f"cannot decode the first frame of {container.name}: {exc.strerror}"
+        ) from exc
+    raise DecodeError(f"the video stream of {container.name} has no frames")
+
+
+def upright_turns(rotation: float | None) -> int:
+    """Quarter turns counter-clockwise that show a frame upright (0..3)."""
+    return round((rotation or 0) / 90) % 4
 
 
 def working_size(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -164,6 +191,11 @@ def iter_frames(
                 continue
             # Plain ndarray: cv2.resize's result type is wider than to_ndarray's rgb24 union.
             image: np.ndarray = frame.to_ndarray(format="rgb24")
+            turns = upright_turns(frame.rotation)
+            if turns:
+                # Phone videos store the sensor's orientation and a display rotation; apply
+                # it, so the stylized output (written without rotation) is upright.
+                image = np.ascontiguousarray(np.rot90(image, k=turns))
             if size is not None and (image.shape[1], image.shape[0]) != size:
                 image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
             yield Frame(index=index, pts=frame.pts, time=time, image=image)

@@ -107,6 +107,7 @@ class VideoWriter:
         self._audio_packets: Iterator[av.Packet] | None = None
         self._audio_map: dict[int, av.stream.Stream] = {}
         self._pending: av.Packet | None = None
+        self._last_dts: dict[int, int] = {}
         self._last_pts = -1
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -155,7 +156,10 @@ class VideoWriter:
         for in_stream in src.streams.audio:
             name = in_stream.codec_context.name
             if name not in _MP4_AUDIO and container.format.name != "matroska":
-                self.dropped_audio.append(f"stream {in_stream.index} ({name})")
+                self.dropped_audio.append(
+                    f"audio stream {in_stream.index} ({name}) cannot be stored in "
+                    f"{self.path.suffix}"
+                )
                 continue
             self._audio_map[in_stream.index] = container.add_stream_from_template(in_stream)
             streams.append(in_stream)
@@ -181,7 +185,7 @@ class VideoWriter:
         assert self._container is not None and self._tmp is not None
         if self.frames_written == 0:
             raise OutputError("no frames were rendered, so no video was written")
-        with _disk_errors(self.path):
+        with disk_errors(self.path):
             self._mux_video(self._video.encode(None))
             self._mux_audio_until(None)
             self._container.close()
@@ -221,7 +225,7 @@ class VideoWriter:
         self._last_pts = pts
         frame.pts = pts
         frame.time_base = self.time_base
-        with _disk_errors(self.path):
+        with disk_errors(self.path):
             self._mux_audio_until(time - self.start_time)
             self._mux_video(self._video.encode(frame))
         self.frames_written += 1
@@ -236,7 +240,7 @@ class VideoWriter:
         if self._audio_packets is None or self._container is None:
             return
         while True:
-            packet = self._pending if self._pending is not None else next(self._audio_packets, None)
+            packet = self._pending if self._pending is not None else self._next_audio_packet()
             self._pending = None
             if packet is None:
                 self._audio_packets = None
@@ -256,16 +260,33 @@ class VideoWriter:
             packet.pts -= shift
             if packet.dts is not None:
                 packet.dts -= shift
+                # Damaged sources can repeat timestamps; the muxer refuses those packets.
+                last = self._last_dts.get(packet.stream.index)
+                if last is not None and packet.dts <= last:
+                    continue
+                self._last_dts[packet.stream.index] = packet.dts
             packet.stream = self._audio_map[packet.stream.index]
             self._container.mux(packet)
 
+    def _next_audio_packet(self) -> av.Packet | None:
+        assert self._audio_packets is not None
+        try:
+            return next(self._audio_packets, None)
+        except av.error.FFmpegError as exc:
+            # Damaged audio must not cost the finished video: keep what was copied so far.
+            self.dropped_audio.append(f"audio after a damaged packet ({exc.strerror})")
+            return None
+
 
 @contextlib.contextmanager
-def _disk_errors(path: Path) -> Iterator[None]:
+def disk_errors(path: Path) -> Iterator[None]:
     """Turn OS errors while writing (disk full, permissions) into :class:`OutputError`."""
     try:
         yield
     except OSError as exc:
         if getattr(exc, "errno", None) == errno.ENOSPC:
-            raise OutputError(f"disk full while writing {path}; free some space and rerun") from exc
+            raise OutputError(
+                f"disk full while writing {path}; free some space, then rerun the same command "
+                "with --resume (finished frames are kept)"
+            ) from exc
         raise OutputError(f"cannot write {path}: {exc}") from exc
