@@ -64,7 +64,8 @@ def _open(path: Path) -> av.container.InputContainer:
     if path.stat().st_size == 0:
         raise DecodeError(f"input is empty (0 bytes): {path}")
     try:
-        return av.open(str(path))
+        # Damaged or foreign metadata must not stop a render: undecodable bytes are replaced.
+        return av.open(str(path), metadata_errors="replace")
     except av.error.FFmpegError as exc:
         raise DecodeError(f"not a video file FFmpeg can read: {path} ({exc.strerror})") from exc
 
@@ -86,6 +87,10 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
     with _open(path) as container:
         stream = _video_stream(container, path)
         ctx = stream.codec_context
+        if ctx is None:
+            raise DecodeError(
+                f"the video stream of {path} has no decoder: an unknown codec or a damaged header"
+            )
         if not ctx.width or not ctx.height:
             raise DecodeError(f"the video stream of {path} has no frame size (corrupt header?)")
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)

@@ -150,18 +150,26 @@ class VideoWriter:
             self._open_audio(container)
 
     def _open_audio(self, container: av.container.OutputContainer) -> None:
-        src = av.open(str(self.audio_source))
+        src = av.open(str(self.audio_source), metadata_errors="replace")
         self._audio_in = src
         streams = []
         for in_stream in src.streams.audio:
-            name = in_stream.codec_context.name
-            if name not in _MP4_AUDIO and container.format.name != "matroska":
+            ctx = in_stream.codec_context
+            if ctx is None:  # unknown codec or a damaged header: no parameters to copy
+                self.dropped_audio.append(f"audio stream {in_stream.index} is unreadable")
+                continue
+            if ctx.name not in _MP4_AUDIO and container.format.name != "matroska":
                 self.dropped_audio.append(
-                    f"audio stream {in_stream.index} ({name}) cannot be stored in "
+                    f"audio stream {in_stream.index} ({ctx.name}) cannot be stored in "
                     f"{self.path.suffix}"
                 )
                 continue
-            self._audio_map[in_stream.index] = container.add_stream_from_template(in_stream)
+            try:
+                out_stream = container.add_stream_from_template(in_stream)
+            except (av.error.FFmpegError, ValueError) as exc:
+                self.dropped_audio.append(f"audio stream {in_stream.index}: {exc}")
+                continue
+            self._audio_map[in_stream.index] = out_stream
             streams.append(in_stream)
         if streams:
             self._audio_packets = src.demux(*streams)

@@ -1,0 +1,82 @@
+"""Randomly damaged copies of a clip: every run succeeds or fails cleanly, never hangs."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vidstyle.cli import main
+from vidstyle.samples import make_clip
+
+CASES = 240
+SETTINGS = ["--max-side", "32", "--first-iterations", "1", "--iterations", "1",
+            "--early-stop", "0", "-q", "--overwrite"]
+
+
+def _mutants(data: bytes, rng: np.random.Generator) -> Iterator[tuple[str, bytes]]:
+    for i in range(CASES):
+        buf = bytearray(data)
+        kind = ("flip", "zero", "truncate", "splice", "header")[i % 5]
+        n = len(buf)
+        if kind == "flip":
+            for pos in rng.integers(0, n, size=int(rng.integers(1, 64))):
+                buf[pos] ^= int(rng.integers(1, 256))
+        elif kind == "zero":
+            start = int(rng.integers(0, n))
+            buf[start : start + int(rng.integers(16, 4096))] = b"\0" * 4096
+        elif kind == "truncate":
+            buf = buf[: int(rng.integers(1, n))]
+        elif kind == "splice":
+            a, b = sorted(int(x) for x in rng.integers(0, n, size=2))
+            buf[a:a] = buf[a : min(b, a + 2048)]
+        else:  # container structures live in the first kilobytes
+            for pos in rng.integers(0, min(n, 2048), size=int(rng.integers(1, 16))):
+                buf[pos] = int(rng.integers(0, 256))
+        yield f"{i:03d}-{kind}", bytes(buf)
+
+
+class _Hang(Exception):
+    pass
+
+
+def _alarm(signum: int, frame: object) -> None:
+    raise _Hang("no answer in 60 s")
+
+
+def test_damaged_inputs_never_crash_or_hang(
+    tmp_path: Path, styles: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = make_clip(tmp_path / "clip.mp4", width=64, height=48, frames=6)
+    data = clip.read_bytes()
+    rng = np.random.default_rng(1234)
+    outcomes: dict[int, int] = {}
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    try:
+        for name, damaged in _mutants(data, rng):
+            src = tmp_path / f"{name}.mp4"
+            out = tmp_path / f"{name}.out.mp4"
+            src.write_bytes(damaged)
+            signal.alarm(60)
+            try:
+                code = main(["run", str(src), "--style", str(styles[0]), "-o", str(out),
+                             *SETTINGS])
+            finally:
+                signal.alarm(0)
+            err = capsys.readouterr().err
+            assert code in (0, 3), f"{name}: exit {code}: {err}"
+            assert "Traceback" not in err, name
+            assert len(err.strip().splitlines()) <= 2, f"{name}: {err}"
+            assert out.exists() == (code == 0), name
+            outcomes[code] = outcomes.get(code, 0) + 1
+            out.unlink(missing_ok=True)
+            src.unlink()
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    # Nothing left behind: no temporary files, no work folders.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+    assert sum(outcomes.values()) == CASES
+    assert outcomes.get(3, 0) > 0, "some damage must be detected"
