@@ -82,3 +82,38 @@ def test_lbfgs_also_lowers_the_loss(lite0: Backbone, styles, content) -> None:
     losses: list[float] = []
     stylizer.stylize(content, content, iterations=8, on_iteration=lambda i, v: losses.append(v))
     assert losses[-1] < losses[0]
+
+
+def test_keep_colors_takes_luminance_from_stylized_and_chroma_from_content() -> None:
+    import kornia
+
+    from vidstyle.optimize import keep_colors
+
+    stylized = torch.rand(1, 3, 16, 16) * 0.8 + 0.1
+    content = torch.rand(1, 3, 16, 16) * 0.8 + 0.1
+    out = keep_colors(stylized, content)
+    y_out, y_sty = (kornia.color.rgb_to_ycbcr(t)[:, :1] for t in (out, stylized))
+    c_out, c_con = (kornia.color.rgb_to_ycbcr(t)[:, 1:] for t in (out, content))
+    # Exact up to clipping at the RGB cube's edges.
+    assert (y_out - y_sty).abs().mean() < 0.02
+    assert (c_out - c_con).abs().mean() < 0.02
+
+
+def test_blended_style_lies_between_the_single_styles(lite0: Backbone, styles, content) -> None:
+    from vidstyle.losses import style_loss
+
+    imgs = [load_image(p) for p in styles]
+    kw = dict(style=StyleConfig(), optim=OptimConfig(early_stop=0), frame_size=(64, 96))
+    only_a, only_b = FrameStylizer(lite0, imgs[:1], **kw), FrameStylizer(lite0, imgs[1:], **kw)
+    mixed = FrameStylizer(lite0, imgs, blend=[0.5, 0.5], **kw)
+    results = {name: s.stylize(content, content, iterations=40)[0]
+               for name, s in (("a", only_a), ("b", only_b), ("mix", mixed))}
+
+    def gram_distance(x: torch.Tensor, targets: dict[str, torch.Tensor]) -> float:
+        with torch.no_grad():
+            return float(style_loss(lite0(x, tuple(targets)), targets))
+
+    to_a = {k: gram_distance(v, only_a.targets) for k, v in results.items()}
+    to_b = {k: gram_distance(v, only_b.targets) for k, v in results.items()}
+    assert to_a["a"] < to_a["mix"] < to_a["b"], to_a
+    assert to_b["b"] < to_b["mix"] < to_b["a"], to_b

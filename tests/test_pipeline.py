@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from vidstyle.config import OptimConfig, RenderConfig, StyleConfig
@@ -97,3 +98,70 @@ def test_cuda_render(pan_clip: Path, styles: list[Path], tmp_path: Path) -> None
                        optim=OptimConfig(first_iterations=5, iterations=3))
     result = render(cfg)
     assert result.device.startswith("cuda") and result.frames == 3
+
+
+def _one_frame(pan_clip: Path, style: Path, out: Path, **changes: object) -> np.ndarray:
+    from vidstyle.io import iter_frames
+
+    style_kw = {k: changes.pop(k) for k in ("preserve_colors", "style_blend") if k in changes}
+    optim_kw = {k: changes.pop(k) for k in ("init",) if k in changes}
+    cfg = RenderConfig(
+        input=pan_clip, styles=(style,), output=out, frames=(0, 1), max_side=96,
+        style=StyleConfig(**style_kw),  # type: ignore[arg-type]
+        optim=OptimConfig(first_iterations=25, early_stop=0, **optim_kw),  # type: ignore[arg-type]
+        **changes,  # type: ignore[arg-type]
+    )
+    render(cfg)
+    return next(iter_frames(out)).image
+
+
+def _chroma(image: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb)[..., 1:].reshape(-1, 2).mean(0)
+
+
+def test_preserve_colors_keeps_the_inputs_colour(pan_clip: Path, styles: list[Path],
+                                                 tmp_path: Path) -> None:
+    from vidstyle.io import iter_frames
+
+    source = next(iter_frames(pan_clip, size=(96, 54))).image
+    plain = _one_frame(pan_clip, styles[0], tmp_path / "p.mp4")
+    kept = _one_frame(pan_clip, styles[0], tmp_path / "k.mp4", preserve_colors=True)
+    # The ink style is nearly grey: without the option the sky's blue is lost.
+    assert np.abs(_chroma(kept) - _chroma(source)).max() < 3.0
+    assert np.abs(_chroma(plain) - _chroma(source)).max() > 3 * np.abs(
+        _chroma(kept) - _chroma(source)
+    ).max()
+
+
+def test_init_random_starts_from_seeded_noise(pan_clip: Path, styles: list[Path],
+                                              tmp_path: Path) -> None:
+    a = _one_frame(pan_clip, styles[0], tmp_path / "a.mp4", init="random")
+    b = _one_frame(pan_clip, styles[0], tmp_path / "b.mp4", init="random")
+    c = _one_frame(pan_clip, styles[0], tmp_path / "c.mp4", init="content")
+    d = _one_frame(pan_clip, styles[0], tmp_path / "d.mp4", init="random", seed=7)
+    assert np.array_equal(a, b), "the same seed gives the same noise"
+    assert np.abs(a.astype(int) - c).mean() > 5
+    assert np.abs(a.astype(int) - d).mean() > 1
+
+
+def test_debug_dir_shows_flow_mask_and_warped_frame(pan_clip: Path, styles: list[Path],
+                                                    tmp_path: Path) -> None:
+    import cv2
+
+    debug = tmp_path / "debug"
+    cfg = RenderConfig(
+        input=pan_clip, styles=(styles[0],), output=tmp_path / "o.mp4", frames=(2, 5),
+        max_side=96, debug_dir=debug,
+        optim=OptimConfig(first_iterations=3, iterations=2, early_stop=0),
+    )
+    render(cfg)
+    # The first rendered frame has no previous one; the next two have all three pictures.
+    names = sorted(p.name for p in debug.iterdir())
+    assert names == [f"{i:06d}-{k}.png" for i in (3, 4) for k in ("flow", "mask", "warped")]
+    mask = cv2.imread(str(debug / "000003-mask.png"))
+    assert mask.shape == (54, 96, 3) and set(np.unique(mask)) <= {0, 255}
+    assert (mask == 0).any() and (mask == 255).any()
+    flow = cv2.imread(str(debug / "000003-flow.png"))
+    assert flow.std() > 1, "a panning clip has visible flow"

@@ -20,6 +20,18 @@ BACKBONES = ("efficientnet-lite0", "vgg19")
 FLOW_METHODS = ("dis", "raft")
 OPTIMIZERS = ("adam", "lbfgs")
 DEVICES = ("auto", "cpu", "cuda")
+INITS = ("prev-warped", "content", "random")
+
+
+def parse_floats(text: str) -> tuple[float, ...]:
+    """Parse ``"0.7,0.3"`` into ``(0.7, 0.3)``."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(
+            f"expected numbers separated by commas (like 0.7,0.3), got {text!r}"
+        ) from None
+    return values
 
 
 def _opt(help: str, **extra: Any) -> dict[str, Any]:
@@ -83,12 +95,30 @@ class StyleConfig:
         default=1.0,
         metadata=_opt("size of the style image relative to the frame: >1 gives larger strokes"),
     )
+    style_blend: tuple[float, ...] | None = field(
+        default=None,
+        metadata=_opt(
+            "weights of several --style images, in order (for example 0.7,0.3); equal if unset",
+            parse=parse_floats,
+            metavar="W1,W2",
+        ),
+    )
+    preserve_colors: bool = field(
+        default=False,
+        metadata=_opt(
+            "keep the input's colours: strokes, texture and light/dark come from the style, "
+            "hues from the input"
+        ),
+    )
 
     def __post_init__(self) -> None:
         check_choice("backbone", self.backbone, BACKBONES)
         for name in ("content_weight", "style_weight", "tv_weight", "temporal_weight"):
             _check_positive(name.replace("_", "-"), getattr(self, name), allow_zero=True)
         _check_positive("style-scale", self.style_scale)
+        blend = self.style_blend
+        if blend is not None and (not blend or min(blend) < 0 or sum(blend) <= 0):
+            raise ValueError(f"style-blend weights must be >= 0 and not all 0, got {blend}")
         if self.content_weight == 0 and self.style_weight == 0:
             raise ValueError("content-weight and style-weight cannot both be 0")
 
@@ -119,9 +149,19 @@ class OptimConfig:
         ),
     )
     patience: int = field(default=10, metadata=_opt("window of the early-stop rule"))
+    init: str = field(
+        default="prev-warped",
+        metadata=_opt(
+            "where a frame's pixels start: prev-warped (the previous result moved along the "
+            "motion; the first frame starts from the input), content (the input) or random "
+            "(noise)",
+            choices=INITS,
+        ),
+    )
 
     def __post_init__(self) -> None:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("init", self.init, INITS)
         _check_positive("lr", self.lr)
         for name in ("first_iterations", "iterations", "patience"):
             value = getattr(self, name)
@@ -186,6 +226,13 @@ class RenderConfig:
         default=False,
         metadata=_opt("if the input turns out corrupt mid-way, keep the frames rendered before it"),
     )
+    debug_dir: Path | None = field(
+        default=None,
+        metadata=_opt(
+            "write, per frame, the optical flow as a colour image, the consistency mask and "
+            "the warped previous frame into this folder (to see why a region smears)"
+        ),
+    )
     style: StyleConfig = field(default_factory=StyleConfig, metadata=_opt("", cli=False))
     optim: OptimConfig = field(default_factory=OptimConfig, metadata=_opt("", cli=False))
     flow: FlowConfig = field(default_factory=FlowConfig, metadata=_opt("", cli=False))
@@ -193,6 +240,11 @@ class RenderConfig:
     def __post_init__(self) -> None:
         if not self.styles:
             raise ValueError("at least one --style image is needed")
+        blend = self.style.style_blend
+        if blend is not None and len(blend) != len(self.styles):
+            raise ValueError(
+                f"--style-blend has {len(blend)} weights for {len(self.styles)} style images"
+            )
         check_choice("device", self.device, DEVICES)
         if not isinstance(self.max_side, int) or self.max_side < 0:
             raise ValueError(f"max-side must be an integer >= 0, got {self.max_side}")

@@ -157,6 +157,25 @@ class FrameStylizer:
         return x.detach(), FrameStats(len(history), history[-1], stopped_early)
 
 
+def keep_colors(stylized: Tensor, content: Tensor) -> Tensor:
+    """Combine the luminance of ``stylized`` with the chroma of ``content`` (YCbCr).
+
+    Args:
+        stylized, content: ``(B, 3, H, W)`` in [0, 1].
+
+    Gatys et al. (2016) offer two ways to keep the input's colours: transfer on luminance
+    only, or match the colours of the result. We take the luminance of the stylized frame
+    and the chroma of the input after optimization: the strokes, texture and light/dark
+    pattern come from the style, the hues from the input, at no cost per iteration, and the
+    temporal chain continues from the recoloured frame.
+    """
+    import kornia
+
+    y = kornia.color.rgb_to_ycbcr(stylized)[:, :1]
+    cbcr = kornia.color.rgb_to_ycbcr(content)[:, 1:]
+    return kornia.color.ycbcr_to_rgb(torch.cat((y, cbcr), dim=1)).clamp(0, 1)
+
+
 def _converged(history: Sequence[float], tolerance: float, patience: int) -> bool:
     """True when the loss improved by less than ``tolerance`` (relative) over ``patience`` steps."""
     if tolerance <= 0 or len(history) <= patience:

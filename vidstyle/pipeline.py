@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch import Tensor
@@ -35,9 +36,10 @@ from vidstyle.io import (
     probe,
     working_size,
 )
+from vidstyle.io.encode import disk_errors
 from vidstyle.io.images import load_image
 from vidstyle.io.store import FrameStore
-from vidstyle.optimize import FrameStylizer
+from vidstyle.optimize import FrameStylizer, keep_colors
 from vidstyle.warp import consistency_mask, warp
 
 
@@ -248,6 +250,7 @@ def render(
         style=cfg.style,
         optim=cfg.optim,
         frame_size=(height, width),
+        blend=cfg.style.style_blend,
     )
     flow = make_flow(cfg.flow.flow, device) if cfg.style.temporal_weight > 0 else None
 
@@ -317,6 +320,9 @@ def _stylize_all(
     """
     finished = {f.index for f in store.frames}
     iterations = 0
+    # Noise for --init random comes from the run's seed, per frame, on the CPU (the same
+    # numbers on every device).
+    generator = torch.Generator().manual_seed(cfg.seed)
     prev: Frame | None = None
     prev_out: Tensor | None = None
     for frame in frames:
@@ -325,19 +331,23 @@ def _stylize_all(
             continue
         content = to_tensor(frame.image, device)
         warped = mask = None
+        init = content
+        budget = cfg.optim.first_iterations
         if flow is not None and prev is not None:
             if prev_out is None:
                 prev_out = to_tensor(store.load(prev.index), device)
             backward, forward = flow_pair(flow, prev.image, frame.image)
             warped = warp(prev_out, backward)
             mask = consistency_mask(backward, forward)
-            # Start from the warped previous result; disoccluded pixels have no history,
-            # so they start from the input and are stylized afresh.
-            init = mask * warped + (1 - mask) * content
+            if cfg.optim.init == "prev-warped":
+                # Disoccluded pixels have no history, so they start from the input and are
+                # stylized afresh.
+                init = mask * warped + (1 - mask) * content
             budget = cfg.optim.iterations
-        else:
-            init = content
-            budget = cfg.optim.first_iterations
+            if cfg.debug_dir is not None:
+                _write_debug(cfg.debug_dir, frame.index, backward, mask, warped)
+        if cfg.optim.init == "random":
+            init = torch.rand(content.shape, generator=generator).to(device)
         out, stats = stylizer.stylize(
             content,
             init,
@@ -346,6 +356,8 @@ def _stylize_all(
             mask=mask,
             on_iteration=functools.partial(notify, frame.index, budget),
         )
+        if cfg.style.preserve_colors:
+            out = keep_colors(out, content)
         image = to_image(out)
         store.add(frame.index, frame.time, image)
         iterations += stats.iterations
@@ -353,6 +365,25 @@ def _stylize_all(
         prev, prev_out = frame, to_tensor(image, device)
         notify(frame.index, budget, stats.iterations, stats.loss, finished=True)
     return iterations
+
+
+def _write_debug(
+    folder: Path, index: int, flow: Tensor, mask: Tensor, warped: Tensor
+) -> None:
+    """Per-frame pictures of what the temporal term sees (``--debug-dir``)."""
+    from torchvision.utils import flow_to_image
+
+    with disk_errors(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        pictures = {
+            "flow": flow_to_image(flow.float().cpu())[0].permute(1, 2, 0).numpy(),
+            "mask": to_image(mask.expand(-1, 3, -1, -1)),
+            "warped": to_image(warped),
+        }
+        for name, picture in pictures.items():
+            ok, data = cv2.imencode(".png", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+            if ok:
+                (folder / f"{index:06d}-{name}.png").write_bytes(data.tobytes())
 
 
 def _encode(store: FrameStore, output: Path, info: VideoInfo, source: Path) -> list[str]:

@@ -50,6 +50,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "str": (str,),
     "bool": (bool,),
     "Path | None": (str,),
+    "tuple[float, ...] | None": (list,),
 }
 
 
@@ -87,6 +88,11 @@ def _fields_of(cls: type, table: dict[str, Any], where: str) -> dict[str, Any]:
         if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
             raise ValueError(f"{where}: {key} must be {ftype.split(' ')[0]}, got {value!r}")
         # isinstance with a tuple[type, ...] narrows only to object; _TYPES says paths are str.
+        if ftype.startswith("tuple"):
+            items = cast(list, value)
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
+                raise ValueError(f"{where}: {key} must be a list of numbers, got {value!r}")
+            value = tuple(float(v) for v in items)
         values[key] = Path(cast(str, value)) if ftype == "Path | None" else value
     return values
 
