@@ -260,3 +260,18 @@ class TestOutputName:
 
 def test_check_choice_accepts_member() -> None:
     check_choice("thing", "b", ("a", "b"))
+
+
+def test_style_blend_parsing_and_validation() -> None:
+    from vidstyle.config import parse_floats
+
+    assert parse_floats("0.7,0.3") == (0.7, 0.3)
+    with pytest.raises(ValueError, match="commas"):
+        parse_floats("0.7;0.3")
+    with pytest.raises(ValueError, match="style-blend"):
+        StyleConfig(style_blend=(-1.0, 2.0))
+    with pytest.raises(ValueError, match="2 weights for 1 style"):
+        RenderConfig(input=Path("a.mp4"), styles=(Path("s.jpg"),),
+                     style=StyleConfig(style_blend=(0.5, 0.5)))
+    with pytest.raises(ValueError, match="did you mean 'random'"):
+        OptimConfig(init="randon")
