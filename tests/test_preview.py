@@ -301,7 +301,7 @@ def test_interrupt_leaves_nothing(tiny_clip: Path, styles: list[Path], tmp_path:
 @pytest.mark.parametrize(
     ("extra", "code", "message"),
     [
-        (["-o", "{tmp}/sheet.jpg"], 4, "use a .png name"),
+        (["-o", "{tmp}/sheet.jpg"], 4, "use one of .png"),
         (["--count", "0"], 2, "--count must be >= 1"),
         (["--resume"], 2, "--resume does not apply to preview"),
         (["--video", "{tmp}/side.gif"], 4, "unsupported output type '.gif'"),

@@ -17,11 +17,12 @@ This is the only module that prints or decides exit codes:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -340,6 +341,17 @@ class ProgressBar:
             self.stream.flush()
 
 
+@contextlib.contextmanager
+def _progress(quiet: bool, label: str) -> Iterator[ProgressBar | None]:
+    """A progress bar on stderr for the block (None when ``--quiet``), closed on any exit."""
+    bar = None if quiet else ProgressBar(sys.stderr, label)
+    try:
+        yield bar
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def _clock(seconds: float) -> str:
     m, s = divmod(int(round(seconds)), 60)
     h, m = divmod(m, 60)
@@ -350,12 +362,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from vidstyle.pipeline import render
 
     cfg = config_from_args(args)
-    bar = None if args.quiet else ProgressBar(sys.stderr, cfg.input.name)
-    try:
+    with _progress(args.quiet, cfg.input.name) as bar:
         result = render(cfg, progress=bar)
-    finally:
-        if bar is not None:
-            bar.close()
     per_frame = result.seconds / max(result.frames - result.resumed_frames, 1)
     resumed = f", {result.resumed_frames} of them resumed" if result.resumed_frames else ""
     width, height = result.size
@@ -381,12 +389,8 @@ def _cmd_preview(args: argparse.Namespace) -> int:
     # -o names the sheet, not a render output: the render itself goes to a temporary file.
     cfg = config_from_args(argparse.Namespace(**{**vars(args), "output": None}))
     sheet = args.output if args.output is not None else default_sheet(cfg)
-    bar = None if args.quiet else ProgressBar(sys.stderr, cfg.input.name)
-    try:
+    with _progress(args.quiet, cfg.input.name) as bar:
         result = preview(cfg, sheet=sheet, count=args.count, video=args.video, progress=bar)
-    finally:
-        if bar is not None:
-            bar.close()
     width, height = result.size
     also = f" and {result.video}" if result.video is not None else ""
     print(
@@ -411,16 +415,13 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         if job.up_to_date() and not args.force:
             print(f"up to date  {out}")
             continue
-        bar = None if args.quiet else ProgressBar(sys.stderr, job.config.input.name)
         try:
-            result = render(job.config, progress=bar)
+            with _progress(args.quiet, job.config.input.name) as bar:
+                result = render(job.config, progress=bar)
         except VidstyleError as exc:
             failed += 1
             print(f"FAILED      {out}: {exc}")
             continue
-        finally:
-            if bar is not None:
-                bar.close()
         print(f"rendered    {out}: {result.frames} frames in {_clock(result.seconds)}")
     summary = f"{len(jobs) - failed} of {len(jobs)} outputs ok"
     print(summary + (f", {failed} failed" if failed else ""))

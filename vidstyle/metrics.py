@@ -33,6 +33,7 @@ from vidstyle.config import BACKBONES, OptimConfig, StyleConfig, check_choice
 from vidstyle.errors import OutputError
 from vidstyle.flow import DISFlow, FlowEstimator
 from vidstyle.io import Frame, iter_frames
+from vidstyle.io.images import to_tensor
 from vidstyle.warp import consistency_mask, warp
 
 
@@ -197,11 +198,6 @@ class MetricsReport:
                 "content": list(self.content_loss_per_frame),
             },
         }
-
-
-def _to_tensor(image: np.ndarray, device: torch.device) -> Tensor:
-    """``(H, W, 3)`` uint8 -> ``(1, 3, H, W)`` float32 in [0, 1] on ``device``."""
-    return torch.from_numpy(image).to(device).permute(2, 0, 1)[None].float().div_(255)
 
 
 class _StyleProbe:
@@ -373,7 +369,7 @@ def measure(
                     f"expected {width}x{height} like the first (a size change mid-stream)"
                 )
             with torch.no_grad():
-                entry = (src.image, _to_tensor(frame.image, device), _to_tensor(src.image, device))
+                entry = (src.image, to_tensor(frame.image, device), to_tensor(src.image, device))
                 ring.append(entry)
                 if len(ring) >= 2:
                     e_out, e_src = errors(ring[-2], entry)

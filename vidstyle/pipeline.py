@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -37,7 +36,7 @@ from vidstyle.io import (
     working_size,
 )
 from vidstyle.io.encode import disk_errors
-from vidstyle.io.images import load_image
+from vidstyle.io.images import load_image, to_image, to_tensor
 from vidstyle.io.store import FrameStore
 from vidstyle.optimize import FrameStylizer, keep_colors
 from vidstyle.warp import consistency_mask, warp
@@ -117,16 +116,6 @@ def frame_selection(info: VideoInfo, cfg: RenderConfig) -> tuple[int, int | None
         else:
             expected = end - start
     return start, stop, expected
-
-
-def to_tensor(image: np.ndarray, device: torch.device) -> Tensor:
-    """``(H, W, 3)`` uint8 -> ``(1, 3, H, W)`` float32 in [0, 1] on ``device``."""
-    return torch.from_numpy(image).to(device).permute(2, 0, 1)[None].float().div_(255)
-
-
-def to_image(x: Tensor) -> np.ndarray:
-    """``(1, 3, H, W)`` in [0, 1] -> ``(H, W, 3)`` uint8 on the host."""
-    return x[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
 # Peak memory of one optimization step, measured on CPU with one frame (float32): a fixed

@@ -162,23 +162,7 @@ def default_sheet(cfg: RenderConfig) -> Path:
 
 def check_sheet_path(sheet: Path, *, overwrite: bool, inputs: tuple[Path, ...] = ()) -> None:
     """Refuse a sheet path that cannot or must not be written, before any work is done."""
-    if sheet.suffix.lower() != ".png":
-        raise OutputError(
-            f"the contact sheet is a PNG image: use a .png name, for example "
-            f"{sheet.with_suffix('.png').name}"
-        )
-    for src in inputs:
-        if src.exists() and sheet.exists() and sheet.resolve() == src.resolve():
-            raise OutputError(f"sheet is the same file as an input: {sheet}")
-    parent = sheet.parent if str(sheet.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"sheet directory does not exist: {parent} (create it first)")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"sheet directory is not writable: {parent}")
-    if sheet.is_dir():
-        raise OutputError(f"sheet path is a directory: {sheet}")
-    if sheet.exists() and not overwrite:
-        raise OutputError(f"sheet exists: {sheet} (pass --overwrite to replace it)")
+    check_output_path(sheet, overwrite=overwrite, inputs=inputs, suffixes=(".png",), what="sheet")
 
 
 def write_png(path: Path, image: np.ndarray) -> None:

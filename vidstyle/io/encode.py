@@ -40,25 +40,33 @@ def h264_encoder() -> str:
     raise OutputError("this FFmpeg build has no H.264 encoder; reinstall PyAV from its wheels")
 
 
-def check_output_path(output: Path, *, overwrite: bool, inputs: tuple[Path, ...] = ()) -> None:
-    """Refuse outputs that cannot or must not be written, before any work is done."""
-    if output.suffix.lower() not in _FORMATS:
+def check_output_path(
+    output: Path,
+    *,
+    overwrite: bool,
+    inputs: tuple[Path, ...] = (),
+    suffixes: tuple[str, ...] = tuple(sorted(_FORMATS)),
+    what: str = "output",
+) -> None:
+    """Refuse a file to write (an output video, or ``what`` else) that cannot or must not be
+    written, before any work is done."""
+    if output.suffix.lower() not in suffixes:
         raise OutputError(
-            f"unsupported output type {output.suffix or '(none)'!r}: use one of "
-            f"{', '.join(sorted(_FORMATS))} (for example {output.with_suffix('.mp4').name})"
+            f"unsupported {what} type {output.suffix or '(none)'!r}: use one of "
+            f"{', '.join(suffixes)} (for example {output.with_suffix(suffixes[0]).name})"
         )
     for src in inputs:
         if src.exists() and output.exists() and output.resolve() == src.resolve():
-            raise OutputError(f"output is the same file as an input: {output}")
+            raise OutputError(f"{what} is the same file as an input: {output}")
     parent = output.parent if str(output.parent) else Path(".")
     if not parent.is_dir():
-        raise OutputError(f"output directory does not exist: {parent} (create it first)")
+        raise OutputError(f"{what} directory does not exist: {parent} (create it first)")
     if not os.access(parent, os.W_OK):
-        raise OutputError(f"output directory is not writable: {parent}")
+        raise OutputError(f"{what} directory is not writable: {parent}")
     if output.is_dir():
-        raise OutputError(f"output is a directory: {output}")
+        raise OutputError(f"{what} is a directory: {output}")
     if output.exists() and not overwrite:
-        raise OutputError(f"output exists: {output} (pass --overwrite to replace it)")
+        raise OutputError(f"{what} exists: {output} (pass --overwrite to replace it)")
 
 
 class VideoWriter:

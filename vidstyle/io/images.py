@@ -50,3 +50,13 @@ def load_image(path: str | os.PathLike[str]) -> Tensor:
     if min(rgb.shape[:2]) < 8:
         raise InputError(f"style image {path} is too small ({rgb.shape[1]}x{rgb.shape[0]})")
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+
+
+def to_tensor(image: np.ndarray, device: torch.device) -> Tensor:
+    """``(H, W, 3)`` uint8 -> ``(1, 3, H, W)`` float32 in [0, 1] on ``device``."""
+    return torch.from_numpy(image).to(device).permute(2, 0, 1)[None].float().div_(255)
+
+
+def to_image(x: Tensor) -> np.ndarray:
+    """``(1, 3, H, W)`` in [0, 1] -> ``(H, W, 3)`` uint8 on the host."""
+    return x[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
