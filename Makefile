@@ -19,14 +19,14 @@ setup: $(STAMP)
 demo: $(STAMP)
 	@mkdir -p renders
 	$(BIN)/vidstyle run sample_videos/pan.mp4 --style sample_videos/ink.jpg \
-		-o renders/pan.ink.mp4 --overwrite
+		-o renders/demo.mp4 --overwrite
 
 ## Run the test suite (CPU only, a few minutes).
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check vidstyle tests benchmarks scripts
+	$(BIN)/ruff check vidstyle tests scripts
 	$(BIN)/mypy vidstyle
 
 ## Render every pipelines/*.toml recipe into renders/, skipping up-to-date outputs.
