@@ -26,7 +26,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check vidstyle tests scripts
+	$(BIN)/ruff check vidstyle tests scripts benchmarks
 	$(BIN)/mypy vidstyle
 
 ## Render every pipelines/*.toml recipe into renders/, skipping up-to-date outputs.

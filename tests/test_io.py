@@ -460,3 +460,31 @@ def test_check_output_path_is_directory(tmp_path: Path) -> None:
     folder.mkdir()
     with pytest.raises(OutputError, match="is a directory"):
         check_output_path(folder, overwrite=True)
+
+
+def test_truncated_file_with_intact_header_is_reported(tmp_path: Path) -> None:
+    import av.logging
+
+    from vidstyle.samples import make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", width=96, height=64, frames=24)
+
+    # Re-encode with the index at the front (as vidstyle writes), then cut the data short:
+    # FFmpeg stops quietly at the cut, so only its log tells a truncated file from a short one.
+    info = probe(clip)
+    frames = list(iter_frames(clip))
+    front = tmp_path / "front.mp4"
+    with VideoWriter(front, width=info.width, height=info.height, rate=info.rate,
+                     time_base=info.time_base, start_time=frames[0].time) as writer:
+        for f in frames:
+            writer.write(f.image, f.time)
+    data = front.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    assert probe(cut).frame_count == len(frames), "the header is intact"
+    level = av.logging.get_level()
+    with pytest.raises(DecodeError, match=r"after frame \d+: the file is truncated"):
+        for _ in iter_frames(cut):
+            pass
+    assert av.logging.get_level() == level, "FFmpeg's log level is restored"
+    assert sum(1 for _ in iter_frames(front)) == len(frames)

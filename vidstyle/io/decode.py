@@ -6,6 +6,7 @@ only the current and the previous frame.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import av.logging
 import cv2
 import numpy as np
 
@@ -168,6 +170,7 @@ def iter_frames(
     """
     path = Path(path)
     container = _open(path)
+    messages: list[tuple[int, str, str]] = []
     try:
         stream = _video_stream(container, path)
         # Frame-level threading keeps decode cheap next to the optimizer on big inputs.
@@ -176,8 +179,16 @@ def iter_frames(
         frames = container.decode(stream)
         while True:
             try:
-                frame = next(frames)
+                with _ffmpeg_errors(messages):
+                    frame = next(frames)
             except StopIteration:
+                # FFmpeg ends a file cut short (a copy or download that stopped) quietly, as
+                # if it were complete; only its log says so.
+                if any("partial file" in message for _, _, message in messages):
+                    raise DecodeError(
+                        f"decoding {path.name} failed after frame {index}: the file is "
+                        "truncated (it ends in the middle of its data)"
+                    ) from None
                 return
             except av.error.FFmpegError as exc:
                 raise DecodeError(
@@ -206,3 +217,24 @@ def iter_frames(
             yield Frame(index=index, pts=frame.pts, time=time, image=image)
     finally:
         container.close()
+
+
+
+
+@contextlib.contextmanager
+def _ffmpeg_errors(into: list[tuple[int, str, str]]) -> Iterator[None]:
+    """Collect FFmpeg's error messages, from every thread, into ``into``; never print them.
+
+    Scoped to one decoding call, never across a ``yield``, so two videos decoded side by
+    side (``vidstyle metrics``) keep their messages apart and the log level is restored.
+    """
+    previous = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture(local=False) as messages:
+            try:
+                yield
+            finally:
+                into.extend(messages)
+    finally:
+        av.logging.set_level(previous)
