@@ -152,11 +152,11 @@ def test_unstylized_output_has_style_loss_ratio_one(tiny_clip: Path, styles: lis
 
 def test_bad_clips_and_arguments(tiny_clip: Path, tmp_path: Path) -> None:
     one = make_clip(tmp_path / "one.mp4", width=96, height=64, frames=1, audio=False)
-    with pytest.raises(ValueError, match="only 1 frame.*at least 2"):
+    with pytest.raises(InputError, match="only 1 frame.*at least 2"):
         measure(tiny_clip, one)
-    with pytest.raises(ValueError, match="more frames than"):
+    with pytest.raises(InputError, match="more frames than"):
         measure(tiny_clip, tiny_clip, start_index=5)
-    with pytest.raises(ValueError, match="no frame 40"):
+    with pytest.raises(InputError, match="no frame 40"):
         measure(tiny_clip, tiny_clip, start_index=40)
     with pytest.raises(ValueError, match="every"):
         measure(tiny_clip, tiny_clip, every=0)
@@ -210,7 +210,7 @@ def test_cli_errors_have_exit_codes(
     assert code == 3
     assert err.startswith("vidstyle: error: ") and len(err.splitlines()) == 1
     one = make_clip(tmp_path / "one.mp4", width=96, height=64, frames=1, audio=False)
-    assert main(["metrics", str(tiny_clip), str(one)]) == 2
+    assert main(["metrics", str(tiny_clip), str(one)]) == 3
     assert "at least 2" in capsys.readouterr().err
     assert main(["metrics", str(tiny_clip), str(tiny_clip),
                  "--plot", str(tmp_path / "no" / "dir.png")]) == 4

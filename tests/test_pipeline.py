@@ -165,3 +165,41 @@ def test_debug_dir_shows_flow_mask_and_warped_frame(pan_clip: Path, styles: list
     assert (mask == 0).any() and (mask == 255).any()
     flow = cv2.imread(str(debug / "000003-flow.png"))
     assert flow.std() > 1, "a panning clip has visible flow"
+
+
+def test_run_key_ignores_what_cannot_change_the_frames(pan_clip: Path, styles: list[Path],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    import torch
+
+    from vidstyle.pipeline import run_key
+
+    cpu = torch.device("cpu")
+    base = RenderConfig(input=pan_clip, styles=(styles[0],), output=pan_clip.with_name("o.mp4"))
+    key = run_key(base, cpu)
+    assert run_key(dataclasses.replace(base, debug_dir=Path("dbg"), keep_partial=True), cpu) == key
+    monkeypatch.chdir(pan_clip.parent)  # the same files named relatively
+    relative = dataclasses.replace(base, input=Path(pan_clip.name),
+                                   styles=(Path(styles[0]).resolve(),))
+    assert run_key(relative, cpu) == key
+    changed = dataclasses.replace(base, style=StyleConfig(style_weight=123.0))
+    assert run_key(changed, cpu) != key
+
+
+def test_start_and_end_count_from_the_first_frame(tmp_path: Path) -> None:
+    from fractions import Fraction
+
+    from vidstyle.io import VideoWriter, iter_frames
+
+    # A stream whose clock starts at 1.5 s, as MPEG-TS captures and cut recordings do.
+    clip = tmp_path / "late.mkv"
+    image = np.zeros((32, 48, 3), np.uint8)
+    with VideoWriter(clip, width=48, height=32, rate=Fraction(10),
+                     time_base=Fraction(1, 1000), start_time=-1.5) as writer:
+        for i in range(10):
+            writer.write(image, i / 10)
+    times = [f.time for f in iter_frames(clip)]
+    assert times[0] == pytest.approx(1.5, abs=1e-3)
+    picked = [f.index for f in iter_frames(clip, start_time=0.2, end_time=0.5)]
+    assert picked == [2, 3, 4]

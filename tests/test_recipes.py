@@ -94,7 +94,7 @@ def test_load_recipe_maps_every_section(project: Path, tmp_path: Path) -> None:
         assert cfg.style.style_weight == 500.0
         assert cfg.style.temporal_weight == 0.0
         assert cfg.style.backbone == "vgg19"
-        assert cfg.style.weights == Path("vgg.pth")
+        assert cfg.style.weights == path.parent / "vgg.pth"  # relative to the recipe
         assert cfg.optim.first_iterations == 4
         assert cfg.optim.iterations == 3
         assert cfg.optim.lr == 0.05
@@ -340,3 +340,21 @@ def test_batch_bad_recipe_exit_2(
     assert len(err.splitlines()) == 1
     assert err.startswith("vidstyle: error: ") and "max_side" in err
     assert "Traceback" not in err
+
+
+def test_ctrl_c_stops_the_whole_batch(project: Path, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import vidstyle.pipeline
+    from vidstyle.cli import main
+    from vidstyle.errors import Interrupted
+
+    path = recipe(project, "max_side = 64\n")
+    calls: list[Path] = []
+
+    def interrupted(cfg, progress=None):  # type: ignore[no-untyped-def]
+        calls.append(cfg.input)
+        raise Interrupted("interrupted after 0 frames")
+
+    monkeypatch.setattr(vidstyle.pipeline, "render", interrupted)
+    assert main(["batch", str(path), "--out-dir", str(tmp_path / "out"), "-q"]) == 130
+    assert len(calls) == 1, "the next outputs are not started"

@@ -35,7 +35,7 @@ from vidstyle.config import (
     option_fields,
     parse_frame_range,
 )
-from vidstyle.errors import Interrupted, VidstyleError
+from vidstyle.errors import Interrupted, OutputError, VidstyleError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -316,7 +316,8 @@ class ProgressBar:
         if not p.frame_done and (not self.tty or now - self._last_draw < 0.2):
             return
         self._last_draw = now
-        per_frame = (p.elapsed - self.first_frame_at) / p.frame if p.frame else None
+        new_frames = p.frame - p.resumed
+        per_frame = (p.elapsed - self.first_frame_at) / new_frames if new_frames > 0 else None
         total = p.total
         if total:
             filled = int(20 * min(p.frame, total) / total)
@@ -407,7 +408,10 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     from vidstyle.pipeline import render
     from vidstyle.recipes import load_recipe
 
-    args.out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the output folder {args.out_dir}: {exc}") from exc
     jobs = [job for recipe in args.recipes for job in load_recipe(recipe, out_dir=args.out_dir)]
     failed = 0
     for job in jobs:
@@ -418,6 +422,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         try:
             with _progress(args.quiet, job.config.input.name) as bar:
                 result = render(job.config, progress=bar)
+        except Interrupted:
+            raise  # Ctrl-C stops the whole batch; a rerun continues where it stopped
         except VidstyleError as exc:
             failed += 1
             print(f"FAILED      {out}: {exc}")

@@ -88,7 +88,8 @@ class StyleConfig:
         default=1e4,
         metadata=_opt(
             "how strongly each frame follows the previous stylized frame along the motion; "
-            "0 stylizes every frame on its own (flickers)"
+            "0 stylizes every frame on its own from the input, each with --first-iterations "
+            "(flickers)"
         ),
     )
     style_scale: float = field(
@@ -132,7 +133,7 @@ class OptimConfig:
     )
     lr: float = field(
         default=0.02,
-        metadata=_opt("Adam step size on [0,1] pixels (L-BFGS uses its own line search)"),
+        metadata=_opt("Adam step size on [0,1] pixels (L-BFGS takes unit quasi-Newton steps)"),
     )
     first_iterations: int = field(
         default=150, metadata=_opt("iterations for the first frame (it starts from the input)")

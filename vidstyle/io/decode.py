@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -157,13 +157,15 @@ def iter_frames(
     stop_index: int | None = None,
     start_time: float | None = None,
     end_time: float | None = None,
-) -> Iterator[Frame]:
+) -> Generator[Frame, None, None]:
     """Yield the selected frames of ``path`` one at a time.
 
     Args:
         size: ``(width, height)`` to resize to (area interpolation); None keeps the source size.
         start_index, stop_index: input frame indices, end exclusive.
-        start_time, end_time: seconds, end exclusive; combined with the indices by AND.
+        start_time, end_time: seconds from the video's first frame, end exclusive; combined
+            with the indices by AND. ``Frame.time`` stays on the stream's own clock, which the
+            audio shares.
 
     Raises:
         DecodeError: when the stream cannot be decoded; the message names the frame.
@@ -176,6 +178,11 @@ def iter_frames(
         # Frame-level threading keeps decode cheap next to the optimizer on big inputs.
         stream.thread_type = "AUTO"
         index = -1
+        # --start/--end count from the video's first frame; some streams (MPEG-TS, cut
+        # recordings) start their clock later than 0.
+        origin = 0.0
+        if stream.start_time and stream.time_base is not None:
+            origin = float(stream.start_time * stream.time_base)
         frames = container.decode(stream)
         while True:
             try:
@@ -201,9 +208,11 @@ def iter_frames(
             )
             if stop_index is not None and index >= stop_index:
                 return
-            if end_time is not None and time >= end_time - 1e-6:
+            if end_time is not None and time - origin >= end_time - 1e-6:
                 return
-            if index < start_index or (start_time is not None and time < start_time - 1e-6):
+            if index < start_index or (
+                start_time is not None and time - origin < start_time - 1e-6
+            ):
                 continue
             # Plain ndarray: cv2.resize's result type is wider than to_ndarray's rgb24 union.
             image: np.ndarray = frame.to_ndarray(format="rgb24")
@@ -235,6 +244,7 @@ def _ffmpeg_errors(into: list[tuple[int, str, str]]) -> Iterator[None]:
             try:
                 yield
             finally:
-                into.extend(messages)
+                # Only what is acted on is kept: a long damaged file can log without end.
+                into.extend(m for m in messages if "partial file" in m[2])
     finally:
         av.logging.set_level(previous)

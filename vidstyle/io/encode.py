@@ -123,9 +123,12 @@ class VideoWriter:
         fmt = _FORMATS.get(self.path.suffix.lower())
         if fmt is None:
             raise OutputError(f"unsupported output type {self.path.suffix!r}")
-        fd, tmp = tempfile.mkstemp(
-            dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".partial" + self.path.suffix
-        )
+        with disk_errors(self.path):
+            fd, tmp = tempfile.mkstemp(
+                dir=self.path.parent,
+                prefix=f".{self.path.stem}.",
+                suffix=".partial" + self.path.suffix,
+            )
         os.close(fd)
         self._tmp = Path(tmp)
         try:
@@ -206,7 +209,8 @@ class VideoWriter:
             self._mux_audio_until(None)
             self._container.close()
         self._close_audio()
-        os.replace(self._tmp, self.path)
+        with disk_errors(self.path):
+            os.replace(self._tmp, self.path)
         self._tmp = None
 
     def _abort(self) -> None:
