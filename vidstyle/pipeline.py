@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import torch
 from torch import Tensor
 
@@ -37,7 +36,7 @@ from vidstyle.io import (
     working_size,
 )
 from vidstyle.io.encode import disk_errors
-from vidstyle.io.images import load_image, to_image, to_tensor
+from vidstyle.io.images import load_image, to_image, to_tensor, write_png
 from vidstyle.io.store import FrameStore
 from vidstyle.optimize import FrameStylizer, keep_colors
 from vidstyle.warp import consistency_mask, warp
@@ -378,15 +377,13 @@ def _write_debug(
 
     with disk_errors(folder):
         folder.mkdir(parents=True, exist_ok=True)
-        pictures = {
-            "flow": flow_to_image(flow.float().cpu())[0].permute(1, 2, 0).numpy(),
-            "mask": to_image(mask.expand(-1, 3, -1, -1)),
-            "warped": to_image(warped),
-        }
-        for name, picture in pictures.items():
-            ok, data = cv2.imencode(".png", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
-            if ok:
-                (folder / f"{index:06d}-{name}.png").write_bytes(data.tobytes())
+    pictures = {
+        "flow": flow_to_image(flow.float().cpu())[0].permute(1, 2, 0).numpy(),
+        "mask": to_image(mask.expand(-1, 3, -1, -1)),
+        "warped": to_image(warped),
+    }
+    for name, picture in pictures.items():
+        write_png(folder / f"{index:06d}-{name}.png", picture)
 
 
 def _encode(store: FrameStore, output: Path, info: VideoInfo, source: Path) -> list[str]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
-import os
 import shutil
 import tempfile
 import time
@@ -28,7 +27,7 @@ import numpy as np
 from vidstyle.config import RenderConfig
 from vidstyle.errors import Interrupted, OutputError
 from vidstyle.io import Frame, VideoWriter, check_output_path, iter_frames, probe
-from vidstyle.io.encode import disk_errors
+from vidstyle.io.images import write_png
 from vidstyle.pipeline import Progress, frame_selection, render
 
 DEFAULT_FRAMES = (0, 24)
@@ -163,27 +162,6 @@ def default_sheet(cfg: RenderConfig) -> Path:
 def check_sheet_path(sheet: Path, *, overwrite: bool, inputs: tuple[Path, ...] = ()) -> None:
     """Refuse a sheet path that cannot or must not be written, before any work is done."""
     check_output_path(sheet, overwrite=overwrite, inputs=inputs, suffixes=(".png",), what="sheet")
-
-
-def write_png(path: Path, image: np.ndarray) -> None:
-    """Write ``(H, W, 3)`` uint8 RGB as PNG, atomically (a temporary file renamed into place)."""
-    ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise OutputError(f"cannot encode {path.name} as PNG")
-    parent = path.parent if str(path.parent) else Path(".")
-    with disk_errors(path):
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.stem}.", suffix=".partial.png")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data.tobytes())
-            # mkstemp makes a private 0600 file; the sheet gets the usual umask-based mode.
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
 
 def _closing(stack: contextlib.ExitStack, frames: Iterator[Frame]) -> Iterator[Frame]:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from vidstyle.errors import InputError
+from vidstyle.errors import InputError, OutputError
 
 
 def load_image(path: str | os.PathLike[str]) -> Tensor:
@@ -60,3 +62,41 @@ def to_tensor(image: np.ndarray, device: torch.device) -> Tensor:
 def to_image(x: Tensor) -> np.ndarray:
     """``(1, 3, H, W)`` in [0, 1] -> ``(H, W, 3)`` uint8 on the host."""
     return x[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
+def write_atomic(path: Path, data: bytes, *, durable: bool = False) -> None:
+    """Write ``data`` to ``path`` through a temporary file renamed into place.
+
+    A reader never sees half a file; with ``durable`` the data is on disk (fsync) before the
+    rename, so it survives a power cut. The file gets the usual umask-based mode (the
+    temporary file starts private).
+
+    Raises:
+        OutputError: disk full or not writable.
+    """
+    from vidstyle.io.encode import disk_errors
+
+    parent = path.parent if str(path.parent) else Path(".")
+    with disk_errors(path):
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                if durable:
+                    f.flush()
+                    os.fsync(f.fileno())
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def write_png(path: Path, image: np.ndarray, *, durable: bool = False) -> None:
+    """Write ``(H, W, 3)`` uint8 RGB as a PNG (lossless), atomically (see :func:`write_atomic`)."""
+    ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OutputError(f"cannot encode {path.name} as PNG")
+    write_atomic(path, data.tobytes(), durable=durable)

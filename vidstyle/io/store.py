@@ -26,6 +26,7 @@ import numpy as np
 
 from vidstyle.errors import OutputError
 from vidstyle.io.encode import disk_errors
+from vidstyle.io.images import write_atomic, write_png
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ class FrameStore:
             text = "".join(
                 json.dumps({"index": f.index, "time": f.time}) + "\n" for f in self._frames
             )
-            _write_atomic(self.folder / "frames.jsonl", text.encode())
+            write_atomic(self.folder / "frames.jsonl", text.encode(), durable=True)
 
     def add(self, index: int, time: float, image: np.ndarray) -> None:
         """Record a finished ``(H, W, 3)`` uint8 RGB frame, durably, before moving on."""
@@ -97,11 +98,10 @@ class FrameStore:
         with disk_errors(self.folder):
             if not self.exists():
                 self.folder.mkdir(parents=True, exist_ok=True)
-                _write_atomic(self.folder / "run.json", json.dumps({"key": self.key}).encode())
-            ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-            if not ok:
-                raise OutputError(f"cannot encode frame {index} as PNG")
-            _write_atomic(path, data.tobytes())
+                write_atomic(
+                    self.folder / "run.json", json.dumps({"key": self.key}).encode(), durable=True
+                )
+            write_png(path, image, durable=True)
             with open(self.folder / "frames.jsonl", "a", encoding="utf-8") as journal:
                 journal.write(json.dumps({"index": index, "time": time}) + "\n")
                 journal.flush()
@@ -131,12 +131,3 @@ class FrameStore:
 
     def _image_path(self, index: int) -> Path:
         return self.folder / f"{index:06d}.png"
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
