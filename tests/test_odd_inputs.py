@@ -486,6 +486,33 @@ def test_output_directory_not_writable(
         locked.chmod(0o755)
 
 
+def test_output_directory_reported_unwritable(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, styles: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The same refusal where the test runs as root (which writes anywhere): the folder
+    # reports itself unwritable, as a read-only mount or a foreign owner's folder would.
+    clip = write_clip(tmp_path / "clip.mp4", scenes(2))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    out = locked / "out.mp4"
+    inputs = fingerprint(clip, styles[0])
+    real_access = os.access
+
+    def access(path: object, mode: int, **kwargs: object) -> bool:
+        if Path(str(path)) == locked and mode & os.W_OK:
+            return False
+        return real_access(path, mode, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "access", access)
+    code = main(["run", str(clip), "--style", str(styles[0]), "-o", str(out), *TINY_FLAGS])
+    captured = capsys.readouterr()
+    assert code == 4
+    assert "not writable" in one_error_line(captured.err)
+    assert os.listdir(locked) == []
+    assert_refused_cleanly(out, inputs)
+
+
 # -- interrupted render ------------------------------------------------------------------------
 
 
