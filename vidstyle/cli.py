@@ -126,11 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=_EPILOG,
     )
-    run.add_argument("input", type=Path, metavar="INPUT", help="input video (any FFmpeg format)")
-    run.add_argument(
-        "--style", "-s", dest="styles", type=Path, action="append", required=True,
-        metavar="IMAGE", help="style image; repeat to blend several with equal weight",
-    )
+    _add_input_and_styles(run)
     run.add_argument(
         "-o", "--output", type=Path, metavar="FILE",
         help="output video (.mp4, .mov, .mkv); default INPUT.STYLE.mp4 beside the input",
@@ -168,12 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  vidstyle preview clip.mp4 --style ink.jpg --frames 240:264 --style-weight 3e4\n"
         "  vidstyle preview clip.mp4 --style ink.jpg --start 12 --end 13 --video side.mp4\n",
     )
-    preview.add_argument("input", type=Path, metavar="INPUT",
-                         help="input video (any FFmpeg format)")
-    preview.add_argument(
-        "--style", "-s", dest="styles", type=Path, action="append", required=True,
-        metavar="IMAGE", help="style image; repeat to blend several with equal weight",
-    )
+    _add_input_and_styles(preview)
     preview.add_argument(
         "-o", "--output", type=Path, metavar="SHEET.png",
         help="contact sheet (PNG); default INPUT.STYLE.preview.png beside the input",
@@ -270,6 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help="write the per-frame error curves (output vs input, log scale)")
     _add_common(metrics)
     return parser
+
+
+def _add_input_and_styles(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", type=Path, metavar="INPUT", help="input video (any FFmpeg format)")
+    p.add_argument(
+        "--style", "-s", dest="styles", type=Path, action="append", required=True,
+        metavar="IMAGE", help="style image; repeat to blend several (see --style-blend)",
+    )
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
