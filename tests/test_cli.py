@@ -329,3 +329,11 @@ def test_default_output_name(
     assert code == 4
     assert_one_error_line(err)
     assert snapshot(tmp_path) == before
+
+
+def test_zero_style_weight_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from vidstyle.cli import main
+
+    assert main(["run", "x.mp4", "--style", "s.jpg", "--style-weight", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vidstyle: error: style-weight must be > 0") and "Traceback" not in err

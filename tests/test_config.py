@@ -115,9 +115,10 @@ class TestStyleValidation:
     def test_zero_weight_is_allowed(self, name: str) -> None:
         assert getattr(StyleConfig(**{name: 0.0}), name) == 0.0
 
-    def test_content_and_style_weight_not_both_zero(self) -> None:
-        with pytest.raises(ValueError, match="cannot both be 0"):
-            StyleConfig(content_weight=0.0, style_weight=0.0)
+    @pytest.mark.parametrize("content", [0.0, 1.0])
+    def test_zero_style_weight_is_refused(self, content: float) -> None:
+        with pytest.raises(ValueError, match="style-weight must be > 0"):
+            StyleConfig(content_weight=content, style_weight=0.0)
 
     @pytest.mark.parametrize("value", [0.0, -2.0])
     def test_style_scale_must_be_positive(self, value: float) -> None:

@@ -120,8 +120,10 @@ class StyleConfig:
         blend = self.style_blend
         if blend is not None and (not blend or min(blend) < 0 or sum(blend) <= 0):
             raise ValueError(f"style-blend weights must be >= 0 and not all 0, got {blend}")
-        if self.content_weight == 0 and self.style_weight == 0:
-            raise ValueError("content-weight and style-weight cannot both be 0")
+        # 0 is meaningful for the other weights (no temporal term: per-frame; no content: pure
+        # texture; no smoothing), but without the style term the output is the input.
+        if self.style_weight == 0:
+            raise ValueError("style-weight must be > 0 (0 would only copy the input)")
 
 
 @dataclass(frozen=True, kw_only=True)
