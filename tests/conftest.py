@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import faulthandler
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,19 @@ def lite0() -> Backbone:
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+# The slowest test takes about a minute on two cores. A hang (a deadlock inside FFmpeg holds
+# the GIL, so no Python-level timer could fire) prints every thread's stack and ends the run
+# instead of stalling it: faulthandler's watchdog is a C thread.
+TEST_TIME_LIMIT_S = 600
+
+
+@pytest.fixture(autouse=True)
+def _watchdog() -> Iterator[None]:
+    faulthandler.dump_traceback_later(TEST_TIME_LIMIT_S, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

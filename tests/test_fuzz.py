@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,3 +82,49 @@ def test_damaged_inputs_never_crash_or_hang(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
     assert sum(outcomes.values()) == CASES
     assert outcomes.get(3, 0) > 0, "some damage must be detected"
+
+
+# Run in a child: the failure this guards against is a deadlock, which a test process
+# cannot recover from.
+_ABANDON = """
+import gc, sys
+from pathlib import Path
+import numpy as np
+import torchvision  # noqa: F401  (loaded in every render; part of the failing setup)
+from vidstyle.errors import VidstyleError
+from vidstyle.io import iter_frames
+sys.path.insert(0, sys.argv[3])
+from test_fuzz import _mutants
+
+data = Path(sys.argv[1]).read_bytes()
+rng = np.random.default_rng(int(sys.argv[2]))
+open_decoders = []
+for name, damaged in _mutants(data, rng):
+    src = Path(sys.argv[1]).with_name(name + ".mp4")
+    src.write_bytes(damaged)
+    for _ in range(3):
+        try:
+            frames = iter_frames(src)
+            next(frames)
+            open_decoders.append(frames)
+        except (VidstyleError, StopIteration):
+            pass
+    if len(open_decoders) > 5:  # closed later, by the collector, as an abandoned range is
+        open_decoders.clear()
+        gc.collect()
+print("done")
+"""
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_decoders_closed_mid_stream_never_deadlock(tmp_path: Path, seed: int) -> None:
+    """Damaged data makes FFmpeg's decoder threads log while a decoder is closed mid-stream."""
+    clip = make_clip(tmp_path / "clip.mp4", width=64, height=48, frames=6)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _ABANDON, str(clip), str(seed), str(Path(__file__).parent)],
+            capture_output=True, text=True, timeout=120,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("decoding deadlocked")
+    assert proc.returncode == 0 and proc.stdout.strip() == "done", proc.stderr[-2000:]

@@ -75,7 +75,14 @@ def _open(path: Path) -> av.container.InputContainer:
 def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.VideoStream:
     if not container.streams.video:
         raise DecodeError(f"no video stream in {path} (is it an audio-only file?)")
-    return container.streams.video[0]
+    stream = container.streams.video[0]
+    # One decoding thread. FFmpeg's worker threads report damaged data through PyAV's log
+    # callback, which needs the GIL, while closing a decoder mid-stream waits for them with
+    # the GIL held: a deadlock, seen on damaged files and on ranges that end before the file
+    # does. Decoding costs little next to the optimizer at any size.
+    if stream.codec_context is not None:  # None: no decoder, reported when decoding
+        stream.codec_context.thread_count = 1
+    return stream
 
 
 def probe(path: str | os.PathLike[str]) -> VideoInfo:
@@ -175,8 +182,6 @@ def iter_frames(
     messages: list[tuple[int, str, str]] = []
     try:
         stream = _video_stream(container, path)
-        # Frame-level threading keeps decode cheap next to the optimizer on big inputs.
-        stream.thread_type = "AUTO"
         index = -1
         # --start/--end count from the video's first frame; some streams (MPEG-TS, cut
         # recordings) start their clock later than 0.
@@ -189,15 +194,14 @@ def iter_frames(
                 with _ffmpeg_errors(messages):
                     frame = next(frames)
             except StopIteration:
-                # FFmpeg ends a file cut short (a copy or download that stopped) quietly, as
-                # if it were complete; only its log says so.
-                if any("partial file" in message for _, _, message in messages):
-                    raise DecodeError(
-                        f"decoding {path.name} failed after frame {index}: the file is "
-                        "truncated (it ends in the middle of its data)"
-                    ) from None
+                # FFmpeg often ends a file cut short (a copy or download that stopped)
+                # quietly, as if it were complete; only its log says so.
+                if _cut_short(messages):
+                    raise DecodeError(_truncated(path, index)) from None
                 return
             except av.error.FFmpegError as exc:
+                if _cut_short(messages):
+                    raise DecodeError(_truncated(path, index)) from exc
                 raise DecodeError(
                     f"decoding {path.name} failed after frame {index} ({exc.strerror}); "
                     "the file looks truncated or corrupt"
@@ -228,23 +232,40 @@ def iter_frames(
         container.close()
 
 
+def _cut_short(messages: list[tuple[int, str, str]]) -> bool:
+    """Whether FFmpeg's log shows the data ending before the container says it does.
+
+    MP4/MOV report a read that ends early as a "partial file" or, for the packet read
+    short, as a corrupt packet; which one depends on where the cut falls.
+    """
+    return any(
+        "partial file" in message or (name.startswith("mov") and "Packet corrupt" in message)
+        for _, name, message in messages
+    )
+
+
+def _truncated(path: Path, index: int) -> str:
+    return (
+        f"decoding {path.name} failed after frame {index}: the file is truncated "
+        "(it ends in the middle of its data)"
+    )
 
 
 @contextlib.contextmanager
 def _ffmpeg_errors(into: list[tuple[int, str, str]]) -> Iterator[None]:
-    """Collect FFmpeg's error messages, from every thread, into ``into``; never print them.
+    """Collect FFmpeg's messages that show a file cut short into ``into``; never print any.
 
     Scoped to one decoding call, never across a ``yield``, so two videos decoded side by
     side (``vidstyle metrics``) keep their messages apart and the log level is restored.
     """
     previous = av.logging.get_level()
-    av.logging.set_level(av.logging.ERROR)
+    av.logging.set_level(av.logging.WARNING)
     try:
         with av.logging.Capture(local=False) as messages:
             try:
                 yield
             finally:
                 # Only what is acted on is kept: a long damaged file can log without end.
-                into.extend(m for m in messages if "partial file" in m[2])
+                into.extend(m for m in messages if _cut_short([m]))
     finally:
         av.logging.set_level(previous)
