@@ -276,3 +276,27 @@ def test_style_blend_parsing_and_validation() -> None:
                      style=StyleConfig(style_blend=(0.5, 0.5)))
     with pytest.raises(ValueError, match="did you mean 'random'"):
         OptimConfig(init="randon")
+
+
+def test_long_term_offsets_parsing_and_validation() -> None:
+    from vidstyle.config import parse_ints
+
+    assert parse_ints("1,2,5,10") == (1, 2, 5, 10)
+    with pytest.raises(ValueError, match="whole numbers"):
+        parse_ints("1,2.5")
+    assert StyleConfig(long_term=(1, 10)).long_term == (1, 10)
+    for bad in [(), (0, 1), (2, 1), (1, 1, 5)]:
+        with pytest.raises(ValueError, match="long-term offsets must be increasing"):
+            StyleConfig(long_term=bad)
+
+
+def test_passes_need_the_temporal_loss_and_lr_decay_is_a_fraction() -> None:
+    assert OptimConfig(passes=3).passes == 3
+    with pytest.raises(ValueError, match="passes must be an integer >= 1"):
+        OptimConfig(passes=0)
+    with pytest.raises(ValueError, match="--passes needs the temporal loss"):
+        RenderConfig(input=Path("a.mp4"), styles=(Path("s.jpg"),),
+                     style=StyleConfig(temporal_weight=0.0), optim=OptimConfig(passes=2))
+    for bad in (-0.1, 1.5, math.nan):
+        with pytest.raises(ValueError, match="lr-decay must be between 0 and 1"):
+            OptimConfig(lr_decay=bad)

@@ -40,6 +40,15 @@ def test_early_stop_ends_a_settled_frame(lite0: Backbone, styles, content) -> No
     assert stats.stopped_early and stats.iterations < 50
 
 
+def test_step_schedule_goes_from_lr_to_its_final_fraction() -> None:
+    from vidstyle.optimize import _cosine
+
+    steps = [_cosine(i, 50, 0.1) for i in range(50)]
+    assert steps[0] == 1.0 and abs(steps[-1] - 0.1) < 1e-12
+    assert all(a >= b for a, b in zip(steps, steps[1:]))  # never grows
+    assert _cosine(0, 1, 0.1) == 1.0  # one iteration: the full step
+
+
 def test_converged_rule() -> None:
     assert not _converged([10, 9, 8], 0.01, 5)  # not enough history
     assert _converged([10, 10, 10, 10], 0.01, 2)
@@ -50,7 +59,8 @@ def test_converged_rule() -> None:
 def test_temporal_term_pulls_towards_warped(lite0: Backbone, styles, content) -> None:
     stylizer = FrameStylizer(
         lite0, [load_image(styles[0])], style=StyleConfig(temporal_weight=1e5),
-        optim=OptimConfig(early_stop=0), frame_size=(64, 96),
+        # A constant step: this pins the loss term, not the step schedule.
+        optim=OptimConfig(early_stop=0, lr_decay=1.0), frame_size=(64, 96),
     )
     previous, _ = stylizer.stylize(content, content, iterations=20)
     # The next frame's input differs (a brighter exposure): with the temporal term the result

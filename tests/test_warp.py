@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vidstyle.warp import consistency_mask, warp
+from vidstyle.warp import consistency_mask, long_term_target, warp
 
 
 def test_zero_flow_is_identity() -> None:
@@ -77,3 +77,50 @@ def test_mask_is_zero_on_motion_boundary() -> None:
     flow[:, 0, :, 8:] = 3.0
     mask = consistency_mask(flow, -flow)[0, 0]
     assert mask[:, 7:9].max() == 0
+
+
+def test_long_term_single_frame_is_the_short_term_term() -> None:
+    warped = torch.rand(1, 3, 8, 9)
+    mask = (torch.rand(1, 1, 8, 9) > 0.5).float()
+    target, weight = long_term_target([warped], [mask])
+    torch.testing.assert_close(weight, mask)
+    torch.testing.assert_close(target, warped)
+
+
+def test_long_term_holds_each_pixel_to_the_closest_visible_frame() -> None:
+    near, far = torch.zeros(1, 3, 4, 4), torch.ones(1, 3, 4, 4)
+    near_mask = torch.zeros(1, 1, 4, 4)
+    near_mask[..., :2, :] = 1  # the top half was visible in the previous frame
+    far_mask = torch.ones(1, 1, 4, 4)  # everything was visible 5 frames back
+    target, weight = long_term_target([near, far], [near_mask, far_mask])
+    assert torch.equal(weight, torch.ones(1, 1, 4, 4))
+    assert torch.equal(target[..., :2, :], near[..., :2, :])  # closest frame wins
+    assert torch.equal(target[..., 2:, :], far[..., 2:, :])  # hidden in the previous one
+
+
+def test_long_term_pixel_seen_nowhere_has_zero_weight() -> None:
+    masks = [torch.zeros(1, 1, 3, 3), torch.zeros(1, 1, 3, 3)]
+    _, weight = long_term_target([torch.rand(1, 3, 3, 3), torch.rand(1, 3, 3, 3)], masks)
+    assert torch.equal(weight, torch.zeros(1, 1, 3, 3))
+
+
+def test_long_term_target_has_the_gradient_of_the_sum_of_terms() -> None:
+    """Soft masks overlap; the folded term must still pull exactly as the paper's sum does."""
+    warped = [torch.rand(1, 3, 5, 6, dtype=torch.float64) for _ in range(3)]
+    masks = [torch.rand(1, 1, 5, 6, dtype=torch.float64) for _ in range(3)]
+    x = torch.rand(1, 3, 5, 6, dtype=torch.float64, requires_grad=True)
+    taken = torch.zeros_like(masks[0])
+    paper = x.new_zeros(())
+    for w, c in zip(warped, masks):
+        c_long = (c - taken).clamp(min=0)  # Ruder et al., section 3.3
+        paper = paper + torch.mean(c_long * (x - w) ** 2)
+        taken = taken + c_long
+    (grad_paper,) = torch.autograd.grad(paper, x)
+    target, weight = long_term_target(warped, masks)
+    (grad_folded,) = torch.autograd.grad(torch.mean(weight * (x - target) ** 2), x)
+    torch.testing.assert_close(grad_folded, grad_paper)
+
+
+def test_long_term_rejects_mismatched_lists() -> None:
+    with pytest.raises(ValueError, match="one mask per warped frame"):
+        long_term_target([torch.rand(1, 3, 2, 2)], [])

@@ -364,8 +364,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     with _progress(args.quiet, cfg.input.name) as bar:
         result = render(cfg, progress=bar)
-    per_frame = result.seconds / max(result.frames - result.resumed_frames, 1)
-    resumed = f", {result.resumed_frames} of them resumed" if result.resumed_frames else ""
+    # Per frame stylized by this run: every pass counts, frames resumed do not.
+    work = result.frames * cfg.optim.passes - result.resumed_frames
+    per_frame = result.seconds / max(work, 1)
+    resumed = ""
+    if cfg.optim.passes > 1:
+        resumed = f", {cfg.optim.passes} passes"
+    if result.resumed_frames:
+        unit = "frame passes" if cfg.optim.passes > 1 else "of them"
+        resumed += f", {result.resumed_frames} {unit} resumed"
     width, height = result.size
     print(
         f"wrote {result.output}: {result.frames} frames{resumed} at {width}x{height} "

@@ -34,6 +34,16 @@ def parse_floats(text: str) -> tuple[float, ...]:
     return values
 
 
+def parse_ints(text: str) -> tuple[int, ...]:
+    """Parse ``"1,2,5,10"`` into ``(1, 2, 5, 10)``."""
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(
+            f"expected whole numbers separated by commas (like 1,2,5,10), got {text!r}"
+        ) from None
+
+
 def _opt(help: str, **extra: Any) -> dict[str, Any]:
     """Field metadata: ``help`` is shown by ``--help``; ``cli=False`` hides a field."""
     return {"help": help, **extra}
@@ -85,11 +95,24 @@ class StyleConfig:
         default=1e-3, metadata=_opt("total-variation smoothing; raise to tame pixel noise")
     )
     temporal_weight: float = field(
-        default=1e4,
+        # Chosen by the sweep in benchmarks/temporal.py (see benchmarks/RESULTS.md): 1e4
+        # leaves about twice the flicker, 3e5 and more give up texture for little steadiness.
+        default=1e5,
         metadata=_opt(
             "how strongly each frame follows the previous stylized frame along the motion; "
             "0 stylizes every frame on its own from the input, each with --first-iterations "
             "(flickers)"
+        ),
+    )
+    long_term: tuple[int, ...] = field(
+        default=(1,),
+        metadata=_opt(
+            "hold each frame to the stylized frames this many frames back (for example "
+            "1,2,5,10), each pixel to the closest one in which it was visible: a region "
+            "hidden for a moment comes back with its old strokes instead of new ones; 1 "
+            "looks at the previous frame only",
+            parse=parse_ints,
+            metavar="N1,N2",
         ),
     )
     style_scale: float = field(
@@ -117,6 +140,11 @@ class StyleConfig:
         for name in ("content_weight", "style_weight", "tv_weight", "temporal_weight"):
             _check_positive(name.replace("_", "-"), getattr(self, name), allow_zero=True)
         _check_positive("style-scale", self.style_scale)
+        offsets = self.long_term
+        if not offsets or min(offsets) < 1 or list(offsets) != sorted(set(offsets)):
+            raise ValueError(
+                f"long-term offsets must be increasing whole numbers >= 1, got {offsets}"
+            )
         blend = self.style_blend
         if blend is not None and (not blend or min(blend) < 0 or sum(blend) <= 0):
             raise ValueError(f"style-blend weights must be >= 0 and not all 0, got {blend}")
@@ -152,6 +180,23 @@ class OptimConfig:
         ),
     )
     patience: int = field(default=10, metadata=_opt("window of the early-stop rule"))
+    passes: int = field(
+        default=1,
+        metadata=_opt(
+            "passes over the whole range, alternating forward and backward (Ruder et al.'s "
+            "multi-pass): each later pass starts every frame from a blend of itself and its "
+            "warped neighbour and runs --iterations more, so the first frames get as steady "
+            "as the rest; costs about --iterations per frame per extra pass"
+        ),
+    )
+    lr_decay: float = field(
+        default=0.1,
+        metadata=_opt(
+            "Adam's step at a frame's last iteration as a fraction of --lr (cosine schedule); "
+            "small steps at the end let settled strokes stand still instead of jittering "
+            "from frame to frame (1 keeps the step constant)"
+        ),
+    )
     init: str = field(
         default="prev-warped",
         metadata=_opt(
@@ -166,11 +211,13 @@ class OptimConfig:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("init", self.init, INITS)
         _check_positive("lr", self.lr)
-        for name in ("first_iterations", "iterations", "patience"):
+        for name in ("first_iterations", "iterations", "patience", "passes"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be an integer >= 1, got {value}")
         _check_positive("early-stop", self.early_stop, allow_zero=True)
+        if not (math.isfinite(self.lr_decay) and 0 <= self.lr_decay <= 1):
+            raise ValueError(f"lr-decay must be between 0 and 1, got {self.lr_decay}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -253,6 +300,11 @@ class RenderConfig:
             raise ValueError(f"max-side must be an integer >= 0, got {self.max_side}")
         if 0 < self.max_side < 32:
             raise ValueError(f"max-side must be at least 32 pixels, got {self.max_side}")
+        if self.optim.passes > 1 and self.style.temporal_weight == 0:
+            raise ValueError(
+                "--passes needs the temporal loss: it blends each frame with its neighbours "
+                "(set --temporal-weight > 0, or use one pass)"
+            )
         if self.frames is not None and (self.start is not None or self.end is not None):
             raise ValueError("use either --frames or --start/--end, not both")
         if self.frames is not None:

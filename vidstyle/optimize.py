@@ -6,6 +6,7 @@ style's Gram targets, computed once) and optimizes frames one at a time.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -145,6 +146,9 @@ class FrameStylizer:
         else:
             opt = torch.optim.Adam([x], lr=cfg.lr)
         for it in range(iterations):
+            if cfg.optimizer == "adam" and cfg.lr_decay < 1:
+                for group in opt.param_groups:
+                    group["lr"] = cfg.lr * _cosine(it, iterations, cfg.lr_decay)
             loss = float(opt.step(closure).detach())
             with torch.no_grad():
                 x.clamp_(0, 1)
@@ -174,6 +178,19 @@ def keep_colors(stylized: Tensor, content: Tensor) -> Tensor:
     y = kornia.color.rgb_to_ycbcr(stylized)[:, :1]
     cbcr = kornia.color.rgb_to_ycbcr(content)[:, 1:]
     return kornia.color.ycbcr_to_rgb(torch.cat((y, cbcr), dim=1)).clamp(0, 1)
+
+
+def _cosine(it: int, iterations: int, final: float) -> float:
+    """Cosine schedule from 1 at the first of ``iterations`` steps to ``final`` at the last.
+
+    Adam moves every pixel by about its step size whatever the gradient's size, so with a
+    constant step even pixels that already sit at the optimum keep moving by about ``lr``
+    at each iteration, differently in every frame: visible as flicker. Shrinking the step
+    lets them settle.
+    """
+    if iterations <= 1:
+        return 1.0
+    return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * it / (iterations - 1)))
 
 
 def _converged(history: Sequence[float], tolerance: float, patience: int) -> bool:

@@ -14,10 +14,12 @@ import hashlib
 import json
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -38,8 +40,8 @@ from vidstyle.io import (
 from vidstyle.io.encode import disk_errors
 from vidstyle.io.images import load_image, to_image, to_tensor, write_png
 from vidstyle.io.store import FrameStore
-from vidstyle.optimize import FrameStylizer, keep_colors
-from vidstyle.warp import consistency_mask, warp
+from vidstyle.optimize import FrameStats, FrameStylizer, keep_colors
+from vidstyle.warp import consistency_mask, long_term_target, warp
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,10 @@ class Progress:
 
     frame: int
     """Frames finished so far, counting the current one when ``frame_done`` and those taken
-    from an interrupted earlier run (``resumed``)."""
+    from an interrupted earlier run (``resumed``); with ``--passes``, over all passes."""
     total: int | None
-    """Frames this render will produce, when the container says how many it has."""
+    """Frames this render will stylize (times the passes), when the container says how many
+    it has."""
     source_index: int
     """The current frame's index in the input."""
     iteration: int
@@ -73,7 +76,8 @@ class RenderResult:
     iterations: int
     dropped_audio: tuple[str, ...]
     resumed_frames: int = 0
-    """Frames taken from an interrupted earlier run (``--resume``)."""
+    """Frames taken from an interrupted earlier run (``--resume``); with ``--passes``, counted
+    once per pass."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -254,15 +258,16 @@ def render(
     flow = make_flow(cfg.flow.flow, device) if cfg.style.temporal_weight > 0 else None
 
     _open_store(store, cfg)
-    resumed = len(store.frames)
+    resumed = store.work_done
+    # With --passes every frame is stylized once per pass; progress counts them all.
+    work = expected * cfg.optim.passes if expected is not None else None
 
     def notify(index: int, budget: int, it: int, loss: float, *, finished: bool = False) -> None:
         if progress is not None:
             elapsed = time.monotonic() - began
-            done = len(store.frames)
-            progress(
-                Progress(done, expected, index, it, budget, loss, elapsed, finished, resumed)
-            )
+            done = store.work_done
+            progress(Progress(done, work, index, it, budget, loss, elapsed, finished, resumed))
+
     frames = iter_frames(
         cfg.input,
         size=(width, height),
@@ -275,11 +280,11 @@ def render(
         with contextlib.closing(frames):
             iterations = _stylize_all(cfg, store, frames, stylizer, flow, device, notify)
     except KeyboardInterrupt:
-        done = len(store.frames)
-        of = f" of {expected}" if expected else ""
+        of = f" of {work}" if work else ""
+        passes = f" (over {cfg.optim.passes} passes)" if cfg.optim.passes > 1 else ""
         raise Interrupted(
-            f"interrupted after {done}{of} frames; run the same command with --resume to "
-            "continue"
+            f"interrupted after {store.work_done}{of} frames{passes}; run the same command "
+            "with --resume to continue"
         ) from None
     except DecodeError as exc:
         if not (cfg.keep_partial and store.frames):
@@ -316,57 +321,171 @@ def _stylize_all(
     device: torch.device,
     notify: Callable[..., None],
 ) -> int:
-    """Stylize every selected frame not already in ``store``, adding each when finished.
+    """Stylize every selected frame not already in ``store`` (all passes), adding each to
+    ``store`` when finished. Returns the number of optimizer iterations run."""
+    iterations = _first_pass(cfg, store, frames, stylizer, flow, device, notify)
+    for pass_ in range(2, cfg.optim.passes + 1):
+        assert flow is not None  # RenderConfig refuses passes without the temporal loss
+        iterations += _later_pass(pass_, cfg, store, stylizer, flow, device, notify)
+    return iterations
 
-    Returns the number of optimizer iterations run.
-    """
+
+# What a frame is held to: earlier stylized frames with their input frames, closest first.
+_Earlier = list[tuple[np.ndarray, Tensor]]
+
+
+def _first_pass(
+    cfg: RenderConfig,
+    store: FrameStore,
+    frames: Iterator[Frame],
+    stylizer: FrameStylizer,
+    flow: FlowEstimator | None,
+    device: torch.device,
+    notify: Callable[..., None],
+) -> int:
+    """The pass that streams the input: each frame starts from the frames before it."""
     finished = {f.index for f in store.frames}
+    offsets = cfg.style.long_term
+    # (input frame, its stylized frame or None until needed) for the last max(offsets) frames.
+    history: deque[tuple[Frame, Tensor | None]] = deque(maxlen=max(offsets))
     iterations = 0
-    prev: Frame | None = None
-    prev_out: Tensor | None = None
     for frame in frames:
+        if cfg.optim.passes > 1:
+            store.keep_input(frame.index, frame.image)
         if frame.index in finished:
-            prev, prev_out = frame, None  # loaded from the store only if needed next
+            history.append((frame, None))  # loaded from the store only if needed
             continue
+        earlier: _Earlier = []
+        if flow is not None:
+            for j in offsets:
+                if j > len(history):
+                    break
+                old, out = history[-j]
+                if out is None:
+                    out = to_tensor(store.load(old.index), device)
+                    history[-j] = (old, out)
+                earlier.append((old.image, out))
         content = to_tensor(frame.image, device)
-        warped = mask = None
-        init = content
-        budget = cfg.optim.first_iterations
-        if flow is not None and prev is not None:
-            if prev_out is None:
-                prev_out = to_tensor(store.load(prev.index), device)
-            backward, forward = flow_pair(flow, prev.image, frame.image)
-            warped = warp(prev_out, backward)
-            mask = consistency_mask(backward, forward)
-            if cfg.optim.init == "prev-warped":
-                # Disoccluded pixels have no history, so they start from the input and are
-                # stylized afresh.
-                init = mask * warped + (1 - mask) * content
-            budget = cfg.optim.iterations
-            if cfg.debug_dir is not None:
-                _write_debug(cfg.debug_dir, frame.index, backward, mask, warped)
-        if cfg.optim.init == "random":
-            # Seeded per frame (so a resumed run draws the same noise), on the CPU (the same
-            # numbers on every device).
-            generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + frame.index)
-            init = torch.rand(content.shape, generator=generator).to(device)
-        out, stats = stylizer.stylize(
-            content,
-            init,
-            iterations=budget,
-            warped=warped,
-            mask=mask,
+        budget = cfg.optim.iterations if earlier else cfg.optim.first_iterations
+        image, stats = _stylize_frame(
+            cfg, stylizer, flow, frame.image, content, earlier, budget,
+            base=None, index=frame.index, debug=True,
             on_iteration=functools.partial(notify, frame.index, budget),
         )
-        if cfg.style.preserve_colors:
-            out = keep_colors(out, content)
-        image = to_image(out)
         store.add(frame.index, frame.time, image)
         iterations += stats.iterations
         # The chain continues from the stored 8-bit frame, exactly as a resumed run would.
-        prev, prev_out = frame, to_tensor(image, device)
+        history.append((frame, to_tensor(image, device)))
         notify(frame.index, budget, stats.iterations, stats.loss, finished=True)
     return iterations
+
+
+# How far a later pass moves a frame towards its warped neighbour before optimizing:
+# Ruder et al.'s delta (section 3.4), their value.
+_PASS_BLEND = 0.5
+
+
+def _later_pass(
+    pass_: int,
+    cfg: RenderConfig,
+    store: FrameStore,
+    stylizer: FrameStylizer,
+    flow: FlowEstimator,
+    device: torch.device,
+    notify: Callable[..., None],
+) -> int:
+    """Multi-pass (Ruder et al. section 3.4): sweep the stored frames again, backward on even
+    passes, each frame held to its neighbours earlier in this pass's direction.
+
+    A frame starts from its previous pass's result blended towards the warped neighbour
+    where the motion is reliable, so a look settled anywhere in the range spreads through it
+    in both directions: the first frames, stylized before the chain had settled, end as
+    steady as the rest.
+    """
+    order = store.frames[::-1] if pass_ % 2 == 0 else store.frames
+    done = store.done_in_pass(pass_)
+    offsets = cfg.style.long_term
+    history: deque[tuple[int, np.ndarray | None, Tensor | None]] = deque(maxlen=max(offsets))
+    iterations = 0
+    budget = cfg.optim.iterations
+    for stored in order:
+        if stored.index in done:
+            history.append((stored.index, None, None))
+            continue
+        earlier: _Earlier = []
+        for j in offsets:
+            if j > len(history):
+                break
+            index, image, out = history[-j]
+            if image is None or out is None:
+                image = store.load_input(index)
+                out = to_tensor(store.load(index), device)
+                history[-j] = (index, image, out)
+            earlier.append((image, out))
+        source = store.load_input(stored.index)
+        content = to_tensor(source, device)
+        base = to_tensor(store.load(stored.index), device)
+        image, stats = _stylize_frame(
+            cfg, stylizer, flow, source, content, earlier, budget, base=base,
+            index=stored.index, debug=False,
+            on_iteration=functools.partial(notify, stored.index, budget),
+        )
+        store.add(stored.index, stored.time, image, pass_=pass_)
+        iterations += stats.iterations
+        history.append((stored.index, source, to_tensor(image, device)))
+        notify(stored.index, budget, stats.iterations, stats.loss, finished=True)
+    return iterations
+
+
+def _stylize_frame(
+    cfg: RenderConfig,
+    stylizer: FrameStylizer,
+    flow: FlowEstimator | None,
+    source: np.ndarray,
+    content: Tensor,
+    earlier: _Earlier,
+    budget: int,
+    *,
+    base: Tensor | None,
+    index: int,
+    debug: bool,
+    on_iteration: Callable[[int, float], None],
+) -> tuple[np.ndarray, FrameStats]:
+    """Optimize one frame; returns it as stored (8-bit RGB) and the optimizer's stats.
+
+    ``base`` is the frame's result from the previous pass (None in the first pass);
+    ``index`` the frame's index in the input; ``debug`` whether to write ``--debug-dir``
+    pictures.
+    """
+    target = weight = None
+    init = content if base is None else base
+    if flow is not None and earlier:
+        warped, masks, flows = [], [], []
+        for image, out in earlier:
+            backward, forward = flow_pair(flow, image, source)
+            warped.append(warp(out, backward))
+            masks.append(consistency_mask(backward, forward))
+            flows.append(backward)
+        target, weight = long_term_target(warped, masks)
+        if debug and cfg.debug_dir is not None:
+            _write_debug(cfg.debug_dir, index, flows[0], weight, target)
+        if base is not None:
+            init = base + _PASS_BLEND * weight * (target - base)
+        elif cfg.optim.init == "prev-warped":
+            # Pixels seen in no earlier frame have no history, so they start from the input
+            # and are stylized afresh.
+            init = weight * target + (1 - weight) * content
+    if base is None and cfg.optim.init == "random":
+        # Seeded per frame (so a resumed run draws the same noise), on the CPU (the same
+        # numbers on every device).
+        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + index)
+        init = torch.rand(content.shape, generator=generator).to(content.device)
+    out, stats = stylizer.stylize(
+        content, init, iterations=budget, warped=target, mask=weight, on_iteration=on_iteration
+    )
+    if cfg.style.preserve_colors:
+        out = keep_colors(out, content)
+    return to_image(out), stats
 
 
 def _write_debug(

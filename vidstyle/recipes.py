@@ -51,6 +51,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "bool": (bool,),
     "Path | None": (str,),
     "tuple[float, ...] | None": (list,),
+    "tuple[int, ...]": (list,),
 }
 
 
@@ -91,9 +92,12 @@ def _fields_of(cls: type, table: dict[str, Any], where: str, base: Path) -> dict
         # isinstance with a tuple[type, ...] narrows only to object; _TYPES says paths are str.
         if ftype.startswith("tuple"):
             items = cast(list, value)
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
-                raise ValueError(f"{where}: {key} must be a list of numbers, got {value!r}")
-            value = tuple(float(v) for v in items)
+            whole = ftype.startswith("tuple[int")
+            kinds = (int,) if whole else (int, float)
+            if not all(isinstance(v, kinds) and not isinstance(v, bool) for v in items):
+                what = "whole numbers" if whole else "numbers"
+                raise ValueError(f"{where}: {key} must be a list of {what}, got {value!r}")
+            value = tuple(int(v) if whole else float(v) for v in items)
         values[key] = base / cast(str, value) if ftype == "Path | None" else value
     return values
 

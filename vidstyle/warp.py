@@ -7,6 +7,8 @@ Conventions: images ``(B, C, H, W)`` float; flow ``(B, 2, H, W)`` in pixels as `
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -96,3 +98,34 @@ def consistency_mask(flow: Tensor, reverse_flow: Tensor) -> Tensor:
         (pos[:, :1] < 0) | (pos[:, :1] > w - 1) | (pos[:, 1:] < 0) | (pos[:, 1:] > h - 1)
     )
     return (~(occluded | boundary | outside)).to(flow.dtype)
+
+
+def long_term_target(warped: Sequence[Tensor], masks: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+    """Fold Ruder et al.'s long-term temporal terms (section 3.3) into one target and weight.
+
+    Args:
+        warped: earlier stylized frames warped onto the current one, closest first, each
+            ``(B, 3, H, W)``.
+        masks: their consistency masks, ``(B, 1, H, W)`` in [0, 1], in the same order.
+
+    Returns:
+        ``(target, weight)``: ``(B, 3, H, W)`` and ``(B, 1, H, W)`` in [0, 1].
+
+    Each term's weight is its mask minus the weights already given to closer frames, floored
+    at 0, so a pixel is held to the closest frame in which it was visible (the paper's
+    ``c_long``). Since ``sum_j c_j (x - w_j)^2 = C (x - W)^2 + const`` with ``C = sum_j c_j``
+    and ``W = sum_j c_j w_j / C``, the sum of the terms has the same gradient as one
+    temporal term towards ``W`` with weight ``C``: the optimizer sees a single term however
+    many frames back it looks. Pixels seen in no earlier frame get weight 0 (and ``W`` = the
+    closest warped frame there, which is never used).
+    """
+    if not warped or len(warped) != len(masks):
+        raise ValueError(f"need one mask per warped frame, got {len(warped)} and {len(masks)}")
+    total = torch.zeros_like(masks[0])
+    weighted = torch.zeros_like(warped[0])
+    for image, mask in zip(warped, masks):
+        c = (mask - total).clamp_(min=0)
+        weighted = weighted + c * image
+        total = total + c
+    target = torch.where(total > 0, weighted / total.clamp(min=1e-8), warped[0])
+    return target, total
