@@ -223,7 +223,8 @@ def test_two_chunks_give_the_frames_timestamps_and_audio_of_one_render(
     base = ["run", str(tiny_clip), "--style", str(styles[0]), *TINY]
     assert main([*base, "-o", str(plain)]) == 0
     capsys.readouterr()
-    assert main([*base, "-o", str(chunked), "--chunks", "2", "--ray", "--preroll", "3"]) == 0
+    assert main([*base, "-o", str(chunked), "--chunks", "2", "--ray", "--preroll", "3",
+                 "--seam-window", "4"]) == 0
     out = capsys.readouterr().out
     assert f"wrote {chunked}: 12 frames at 64x42" in out
     assert "2 chunks on Ray (2 workers), 1 seam reconciled, 0 at shot cuts" in out
@@ -293,3 +294,11 @@ def test_batch_on_ray_reports_the_bad_output_and_renders_the_others(
     assert code == 1
     assert sum(line.startswith("up to date") for line in lines) == 2
     assert any(line.startswith("FAILED") for line in lines)
+
+
+def test_cli_defaults_are_the_librarys() -> None:
+    import vidstyle.cli
+    import vidstyle.distributed
+
+    assert vidstyle.cli.DEFAULT_PREROLL == vidstyle.distributed.DEFAULT_PREROLL
+    assert vidstyle.cli.DEFAULT_SEAM_WINDOW == vidstyle.distributed.DEFAULT_SEAM_WINDOW

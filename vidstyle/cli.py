@@ -39,7 +39,7 @@ from vidstyle.errors import Interrupted, OutputError, VidstyleError
 
 # Plain numbers, not an import of vidstyle.distributed: `--help` stays fast.
 DEFAULT_PREROLL = 8
-DEFAULT_SEAM_WINDOW = 4
+DEFAULT_SEAM_WINDOW = 6
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -448,6 +448,9 @@ def _run_chunked(args: argparse.Namespace, cfg: RenderConfig) -> int:
         f"({_count(result.workers, 'worker')}), {_count(seams, 'seam')} {joined}, "
         f"{at_cuts} at shot cuts"
     )
+    if len(result.chunks) < chunks:
+        print(f"note: {result.frames} frames make only {_count(len(result.chunks), 'chunk')} "
+              f"of at least {args.seam_window + 1} frames (--seam-window + 1)", file=sys.stderr)
     for note in result.dropped_audio:
         print(f"note: {note}: left out of the output", file=sys.stderr)
     return 0

@@ -66,7 +66,7 @@ if TYPE_CHECKING:
 
 DEFAULT_PREROLL = 8
 """Frames rendered before a chunk's first kept frame, to establish its temporal chain."""
-DEFAULT_SEAM_WINDOW = 4
+DEFAULT_SEAM_WINDOW = 6
 """Frames after each seam optimized again with temporal terms toward both neighbours."""
 
 _SHARED_HINT = (
@@ -816,12 +816,14 @@ def reconcile_seam(
 ) -> list[np.ndarray]:
     """Optimize again the first frames of a chunk so they pass from the earlier chain to its.
 
-    Frame ``k`` of the window (of ``w``) is held, by one blended temporal term
+    Frame ``k`` of the window (``k = 0 .. w-1``) is held, by one blended temporal term
     (:func:`blend_targets`), to the previous result warped onto it with weight
-    ``1 - (k+1)/(w+1)`` and to the later chunk's next frame warped onto it with weight
-    ``(k+1)/(w+1)``: the first frame follows the earlier chunk, the last one nearly the later
-    chunk, and each step in between changes the picture by about a ``1/(w+1)`` part of the
-    difference between the chains instead of all of it at once.
+    ``a_k = (w-k)/(w+1-k)`` and to the later chunk's next frame warped onto it with weight
+    ``1 - a_k``. Each result is then about ``a_k`` parts the previous result and ``1 - a_k``
+    parts the later chain, so its distance to the later chain is the product
+    ``a_0 ... a_k = (w-k)/(w+1)`` of the distance at the seam: it shrinks by the same
+    ``1/(w+1)`` at every frame, and no step carries more of the difference than another.
+    (Weights linear in ``k`` would multiply to uneven steps, the largest in the middle.)
 
     Args:
         stylizer: a :class:`~vidstyle.optimize.FrameStylizer` for the frame size.
@@ -856,7 +858,7 @@ def reconcile_seam(
         warped_next = warp(to_tensor(later[k + 1], device), ahead)
         mask_next = consistency_mask(ahead, back)
         target, mask = blend_targets(warped_prev, mask_prev, warped_next, mask_next,
-                                     1.0 - (k + 1) / (w + 1))
+                                     (w - k) / (w + 1 - k))
         # Pixels without a trusted neighbour keep the later chunk's own result as a start.
         own = to_tensor(later[k], device)
         init = mask * target + (1 - mask) * own
