@@ -287,6 +287,7 @@ def test_batch_on_ray_reports_the_bad_output_and_renders_the_others(
         assert line.startswith("rendered") and "2 frames" in line
     [bad] = [x for x in lines if str(out_dir / "c.tiny.mp4") in x]
     assert bad.startswith("FAILED") and "not a video file" in bad
+    assert bad.endswith("(after 2 attempts)"), "a failed task is retried once"
     assert lines[-1] == "2 of 3 outputs ok, 1 failed"
 
     code = main(["batch", str(recipe), "--out-dir", str(out_dir), "--ray", "-q"])

@@ -572,7 +572,8 @@ def _batch_on_ray(args: argparse.Namespace, jobs: list[Any]) -> int:
                 if outcome.skipped:
                     text = f"up to date  {outcome.output}"
                 elif outcome.error is not None:
-                    text = f"FAILED      {outcome.output}: {outcome.error}"
+                    tries = f" (after {outcome.attempts} attempts)" if outcome.attempts > 1 else ""
+                    text = f"FAILED      {outcome.output}: {outcome.error}{tries}"
                 else:
                     result = outcome.result
                     text = (f"rendered    {outcome.output}: {result.frames} frames in "

@@ -254,9 +254,15 @@ class _Tracker:
 
     def __init__(self) -> None:
         self.frames: dict[str, int] = {}
+        self.starts: dict[str, int] = {}
 
     def started(self, key: str) -> None:
         self.frames[key] = 0
+        self.starts[key] = self.starts.get(key, 0) + 1
+
+    def attempts(self, key: str) -> int:
+        """How many times the task ``key`` started (a retry starts it again)."""
+        return self.starts.get(key, 0)
 
     def frame(self, key: str, frames: int) -> None:
         self.frames[key] = frames
@@ -271,7 +277,7 @@ def _render_task(
     """Runs on a worker: one render, reporting its start and finished frames to ``tracker``."""
     from vidstyle.pipeline import render
 
-    tracker.started.remote(key)
+    require_ray().get(tracker.started.remote(key))  # counted before the task can fail
 
     def progress(p: Any) -> None:
         if p.frame_done:
@@ -299,6 +305,8 @@ class JobOutcome:
     """One line, when it failed (after its retry)."""
     skipped: bool = False
     """Up to date: not rendered again."""
+    attempts: int = 0
+    """Times the output's task started: 2 when it was retried."""
 
     @property
     def output(self) -> Path:
@@ -354,7 +362,7 @@ def render_batch(
         if job.up_to_date() and not force:
             outcomes.append(JobOutcome(job, skipped=True))
         else:
-            todo.append(dataclasses.replace(job, config=_absolute(job.config)))
+            todo.append(job)
     total = len(jobs)
 
     def report(finished: JobOutcome | None, running: int = 0, frames: int = 0) -> None:
@@ -372,27 +380,32 @@ def render_batch(
         ray = require_ray()
         # Inputs this machine can read must be readable everywhere; one it cannot read is
         # a bad input, reported with its output below.
-        readable = {p for job in todo for p in _files_read(job.config) if os.access(p, os.R_OK)}
-        folders = {job.config.output_path.parent for job in todo}
+        # Workers get absolute paths; outcomes keep the jobs as the caller named them.
+        configs = [_absolute(job.config) for job in todo]
+        readable = {p for cfg in configs for p in _files_read(cfg) if os.access(p, os.R_OK)}
+        # A missing output folder is reported with its outputs, as without Ray.
+        folders = {cfg.output_path.parent for cfg in configs}
+        folders = {f for f in folders if f.is_dir()}
         check_shared_storage(sorted(readable), sorted(folders))
 
         tracker = ray.remote(num_cpus=0)(_Tracker).remote()
         task = ray.remote(_render_task).options(
             max_retries=1, retry_exceptions=True, **cluster.task_options
         )
-        pending = {task.remote(job.config, str(i), tracker, True): (str(i), job)
-                   for i, job in enumerate(todo)}
+        pending = {task.remote(cfg, str(i), tracker, True): (str(i), job)
+                   for i, (job, cfg) in enumerate(zip(todo, configs))}
         try:
             while pending:
                 ready = _wait(ray, list(pending), poll)
                 for ref in ready:
-                    _, job = pending.pop(ref)
+                    key, job = pending.pop(ref)
+                    attempts = ray.get(tracker.attempts.remote(key))
                     try:
-                        outcome = JobOutcome(job, result=ray.get(ref))
+                        outcome = JobOutcome(job, result=ray.get(ref), attempts=attempts)
                     except Exception as exc:  # noqa: BLE001 - every failure is reported
                         if isinstance(_cause(exc), Interrupted):
                             raise _cause(exc) from None
-                        outcome = JobOutcome(job, error=_describe(exc))
+                        outcome = JobOutcome(job, error=_describe(exc), attempts=attempts)
                     outcomes.append(outcome)
                     report(outcome)
                 frames = ray.get(tracker.snapshot.remote())
@@ -886,7 +899,7 @@ def _reconcile_task(
     from vidstyle.optimize import FrameStylizer
     from vidstyle.pipeline import resolve_device
 
-    tracker.started.remote(key)
+    require_ray().get(tracker.started.remote(key))  # counted before the task can fail
     device = resolve_device(cfg.device)
     info = probe(cfg.input)
     width, height = working_size(info.width, info.height, cfg.max_side)
