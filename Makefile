@@ -30,8 +30,10 @@ lint: $(STAMP)
 	$(BIN)/mypy vidstyle
 
 ## Render every pipelines/*.toml recipe into renders/, skipping up-to-date outputs.
+## RAY=local (a Ray instance here), RAY=auto (the cluster of `ray start --head`) or RAY=HOST:PORT
+## renders the outputs at once on Ray workers.
 batch: $(STAMP)
-	$(BIN)/vidstyle batch $(RECIPES) --out-dir renders
+	$(BIN)/vidstyle batch $(RECIPES) --out-dir renders $(if $(RAY),--ray $(RAY))
 
 ## Regenerate the bundled sample media (reproducible: fixed seeds).
 samples: $(STAMP)

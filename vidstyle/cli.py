@@ -5,11 +5,11 @@ This is the only module that prints or decides exit codes:
 ====  =====================================================================
 0     success
 1     unexpected internal error (rerun with --debug and report it)
-2     bad command-line arguments or recipe
+2     bad command-line arguments or recipe; --ray without Ray installed
 3     bad input: video or style image missing, unreadable or undecodable
 4     output cannot be written (exists without --overwrite, no directory, disk full)
 5     model weights unavailable (offline and not cached)
-6     the requested device cannot be used
+6     the requested device cannot be used; the Ray cluster cannot be reached
 130   interrupted (Ctrl-C / SIGTERM); finished frames are kept for --resume
 ====  =====================================================================
 """
@@ -37,6 +37,10 @@ from vidstyle.config import (
 )
 from vidstyle.errors import Interrupted, OutputError, VidstyleError
 
+# Plain numbers, not an import of vidstyle.distributed: `--help` stays fast.
+DEFAULT_PREROLL = 8
+DEFAULT_SEAM_WINDOW = 6
+
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -49,8 +53,9 @@ examples:
 
 speed: with the defaults a frame of 512 px costs about 50 iterations x 0.1 s on a 2-core CPU
 (a few seconds per frame); a GPU is one to two orders of magnitude faster.
+scaling out: --chunks 4 --ray auto renders 4 chunks at once on a Ray cluster (see README).
 exit codes: 0 ok, 2 bad arguments, 3 bad input, 4 output not writable, 5 weights
-unavailable, 6 device unusable, 130 interrupted.
+unavailable, 6 device or Ray cluster unusable, 130 interrupted.
 """
 
 _GROUPS: tuple[tuple[str, type], ...] = (
@@ -141,6 +146,25 @@ def build_parser() -> argparse.ArgumentParser:
     rng.add_argument("--end", type=float, metavar="SEC", help="end time in seconds (exclusive)")
     for title, cls in _GROUPS:
         _add_fields(run.add_argument_group(title), cls)
+    scale = run.add_argument_group(
+        "scaling out on Ray (pip install 'vidstyle[ray]'; files on storage all workers see)"
+    )
+    _add_ray(scale)
+    scale.add_argument(
+        "--chunks", type=int, metavar="N",
+        help="cut the frame range into N chunks (at shot cuts where the video has them) "
+        "rendered at once on Ray workers, seams reconciled; needs --ray",
+    )
+    scale.add_argument(
+        "--preroll", type=int, default=DEFAULT_PREROLL, metavar="N",
+        help="frames rendered (not kept) before each chunk to settle its temporal chain "
+        f"(default: {DEFAULT_PREROLL})",
+    )
+    scale.add_argument(
+        "--seam-window", type=int, default=DEFAULT_SEAM_WINDOW, metavar="N",
+        help="frames after each seam optimized again toward both chunks; 0 joins the chunks "
+        f"as they are (default: {DEFAULT_SEAM_WINDOW})",
+    )
     _add_common(run)
 
     preview = sub.add_parser(
@@ -203,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--out-dir", type=Path, default=Path("renders"),
                        help="where outputs go (default: renders)")
     batch.add_argument("--force", action="store_true", help="re-render up-to-date outputs too")
+    _add_ray(batch)
     _add_common(batch)
 
     metrics = sub.add_parser(
@@ -268,6 +293,15 @@ def _add_input_and_styles(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--style", "-s", dest="styles", type=Path, action="append", required=True,
         metavar="IMAGE", help="style image; repeat to blend several (see --style-blend)",
+    )
+
+
+def _add_ray(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    p.add_argument(
+        "--ray", nargs="?", const="local", metavar="ADDRESS",
+        help="render on Ray: alone, a Ray instance on this machine; 'auto' the cluster "
+        "started here with `ray start --head`; or HOST:PORT. Inputs and outputs must be on "
+        "storage every worker sees",
     )
 
 
@@ -362,6 +396,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from vidstyle.pipeline import render
 
     cfg = config_from_args(args)
+    if args.chunks is not None or args.ray is not None:
+        return _run_chunked(args, cfg)
     with _progress(args.quiet, cfg.input.name) as bar:
         result = render(cfg, progress=bar)
     # Per frame stylized by this run: every pass counts, frames resumed do not.
@@ -381,6 +417,96 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for note in result.dropped_audio:
         print(f"note: {note}: left out of the output", file=sys.stderr)
     return 0
+
+
+def _run_chunked(args: argparse.Namespace, cfg: RenderConfig) -> int:
+    from vidstyle.distributed import render_chunked
+
+    if args.ray is None:
+        raise ValueError(
+            "--chunks renders the chunks on Ray workers: add --ray (a Ray instance on this "
+            "machine) or --ray ADDRESS (a cluster)"
+        )
+    chunks = 1 if args.chunks is None else args.chunks
+    if chunks < 1:
+        raise ValueError(f"--chunks must be >= 1, got {chunks}")
+    if args.preroll < 0 or args.seam_window < 0:
+        raise ValueError("--preroll and --seam-window must be >= 0")
+    with _progress_line(args.quiet) as line:
+
+        def progress(p: Any) -> None:
+            parts = [f"{cfg.input.name} {_bar(p.frames, p.total)} frames",
+                     f"chunks {p.chunks_done} done, {p.chunks_running} running of {p.chunks}"]
+            if p.phase != "chunks":
+                parts.append("reconciling seams" if p.phase == "seams" else "encoding")
+            line(" | ".join(parts))
+
+        result = render_chunked(
+            cfg, chunks=chunks, address=args.ray, preroll=args.preroll,
+            seam_window=args.seam_window, progress=progress,
+        )
+    seams = sum(1 for c in result.chunks if c.seam)
+    at_cuts = len(result.chunks) - 1 - seams
+    width, height = result.size
+    joined = "reconciled" if result.seam_window else "joined as they are"
+    print(
+        f"wrote {cfg.output_path}: {result.frames} frames at {width}x{height} in "
+        f"{_clock(result.seconds)}; {_count(len(result.chunks), 'chunk')} on Ray "
+        f"({_count(result.workers, 'worker')}), {_count(seams, 'seam')} {joined}, "
+        f"{at_cuts} at shot cuts"
+    )
+    if len(result.chunks) < chunks:
+        print(f"note: {result.frames} frames make only {_count(len(result.chunks), 'chunk')} "
+              f"of at least {args.seam_window + 1} frames (--seam-window + 1)", file=sys.stderr)
+    for note in result.dropped_audio:
+        print(f"note: {note}: left out of the output", file=sys.stderr)
+    return 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _bar(done: int, total: int) -> str:
+    filled = int(20 * min(done, total) / total) if total else 0
+    return f"[{'#' * filled}{'.' * (20 - filled)}] {done}/{total}"
+
+
+class _StatusLine:
+    """A status line on stderr: redrawn in place on a terminal, else printed when it changes."""
+
+    def __init__(self, stream: TextIO, quiet: bool) -> None:
+        self.stream, self.quiet, self.tty = stream, quiet, stream.isatty()
+        self.text, self.drawn = "", 0.0
+
+    def __call__(self, text: str) -> None:
+        now = time.monotonic()
+        if self.quiet or text == self.text or (self.tty and now - self.drawn < 0.2):
+            return
+        self.text, self.drawn = text, now
+        self.stream.write("\r" + text.ljust(100)[:100] if self.tty else text + "\n")
+        self.stream.flush()
+
+    def clear(self) -> None:
+        """Wipe the line on a terminal, before other output is printed."""
+        if self.tty and self.text and not self.quiet:
+            self.stream.write("\r" + " " * 100 + "\r")
+            self.stream.flush()
+            self.text = ""
+
+    def close(self) -> None:
+        if self.tty and self.text and not self.quiet:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+@contextlib.contextmanager
+def _progress_line(quiet: bool) -> Iterator[_StatusLine]:
+    line = _StatusLine(sys.stderr, quiet)
+    try:
+        yield line
+    finally:
+        line.close()
 
 
 def _cmd_preview(args: argparse.Namespace) -> int:
@@ -419,6 +545,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise OutputError(f"cannot create the output folder {args.out_dir}: {exc}") from exc
     jobs = [job for recipe in args.recipes for job in load_recipe(recipe, out_dir=args.out_dir)]
+    if args.ray is not None:
+        return _batch_on_ray(args, jobs)
     failed = 0
     for job in jobs:
         out = job.config.output_path
@@ -435,6 +563,35 @@ def _cmd_batch(args: argparse.Namespace) -> int:
             print(f"FAILED      {out}: {exc}")
             continue
         print(f"rendered    {out}: {result.frames} frames in {_clock(result.seconds)}")
+    summary = f"{len(jobs) - failed} of {len(jobs)} outputs ok"
+    print(summary + (f", {failed} failed" if failed else ""))
+    return 1 if failed else 0
+
+
+def _batch_on_ray(args: argparse.Namespace, jobs: list[Any]) -> int:
+    from vidstyle.distributed import render_batch
+
+    with _progress_line(args.quiet) as line:
+
+        def progress(p: Any) -> None:
+            if p.finished is not None:
+                outcome = p.finished
+                if outcome.skipped:
+                    text = f"up to date  {outcome.output}"
+                elif outcome.error is not None:
+                    tries = f" (after {outcome.attempts} attempts)" if outcome.attempts > 1 else ""
+                    text = f"FAILED      {outcome.output}: {outcome.error}{tries}"
+                else:
+                    result = outcome.result
+                    text = (f"rendered    {outcome.output}: {result.frames} frames in "
+                            f"{_clock(result.seconds)}")
+                line.clear()
+                print(text, flush=True)
+            line(f"batch: {p.done} done, {p.running} running, {p.failed} failed of {p.total}"
+                 f" | {p.frames} frames in progress | {_clock(p.elapsed)}")
+
+        outcomes = render_batch(jobs, address=args.ray, force=args.force, progress=progress)
+    failed = sum(1 for o in outcomes if o.error is not None)
     summary = f"{len(jobs) - failed} of {len(jobs)} outputs ok"
     print(summary + (f", {failed} failed" if failed else ""))
     return 1 if failed else 0

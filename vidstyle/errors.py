@@ -46,3 +46,13 @@ class DeviceError(VidstyleError):
     """The requested compute device cannot be used."""
 
     exit_code = 6
+
+
+class MissingExtraError(VidstyleError):
+    """An optional part of vidstyle was asked for but its packages are not installed."""
+
+    exit_code = 2
+
+
+class ClusterError(DeviceError):
+    """The Ray cluster cannot be reached or cannot run the work (a kind of unusable device)."""

@@ -221,7 +221,10 @@ def _open_store(store: FrameStore, cfg: RenderConfig) -> None:
 
 
 def render(
-    cfg: RenderConfig, *, progress: Callable[[Progress], None] | None = None
+    cfg: RenderConfig,
+    *,
+    progress: Callable[[Progress], None] | None = None,
+    encode: bool = True,
 ) -> RenderResult:
     """Render ``cfg.input`` stylized by ``cfg.styles`` into ``cfg.output_path``.
 
@@ -229,6 +232,10 @@ def render(
     arguments fail in a second. Finished frames are kept losslessly in a work folder beside
     the output as they are done (see :mod:`vidstyle.io.store`); the video is encoded from them
     at the end and appears only when complete.
+
+    ``encode=False`` stops there: the frames stay in the work folder
+    (``FrameStore(cfg.output_path, ...).folder``) and no video is written, for callers that
+    assemble one video from several renders (:mod:`vidstyle.distributed`).
 
     Raises:
         InputError, DecodeError, OutputError, WeightsError, DeviceError: as their names say.
@@ -297,8 +304,10 @@ def render(
     if not store.frames:
         store.remove()
         raise InputError(f"the selected range of {cfg.input.name} contains no frames")
-    dropped = _encode(store, output, info, cfg.input)
-    store.remove()
+    dropped: list[str] = []
+    if encode:
+        dropped = _encode(store, output, info, cfg.input)
+        store.remove()
     frames_done = store.frames
     return RenderResult(
         output=output,
