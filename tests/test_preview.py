@@ -254,7 +254,11 @@ def test_video_is_input_beside_render(previewed: Previewed, styles: list[Path]) 
                                   tiles(sheet, 1, 3)):
         left, right = frame[:, :TILE_W].astype(int), frame[:, TILE_W:].astype(int)
         assert np.abs(left - inputs[index]).mean() < 6
-        assert np.abs(right[LABEL_ROWS:] - tile[LABEL_ROWS:]).mean() < 6
+        # The painted side is full of fine strokes, where H.264's error concentrates: compare
+        # it after a light blur, which keeps what the frame shows and drops the codec's noise.
+        painted, shown = (cv2.GaussianBlur(x[LABEL_ROWS:].astype(np.float32), (0, 0), 1.0)
+                          for x in (right, tile))
+        assert np.abs(painted - shown).mean() < 6
         assert np.abs(right - inputs[index]).mean() > 10
 
 
