@@ -950,7 +950,7 @@ def _join(
     cfg: RenderConfig, output: Path,
 ) -> list[str]:
     """Encode the kept frames of every chunk, seam windows replaced, with the source audio."""
-    from vidstyle.io import VideoWriter
+    from vidstyle.pipeline import encode_stored
 
     # (input frame index, time, the store that holds its final picture), in order.
     sources: list[tuple[int, float, FrameStore]] = []
@@ -964,19 +964,4 @@ def _join(
                 raise OutputError(f"chunk {j} is missing frame {index} in {store.folder}")
             holder = seam if seam is not None and index in reconciled else store
             sources.append((index, times[index], holder))
-    first_image = sources[0][2].load(sources[0][0])
-    height, width = first_image.shape[:2]
-    with VideoWriter(
-        output,
-        width=width,
-        height=height,
-        rate=info.rate,
-        time_base=info.time_base,
-        audio_source=cfg.input if info.audio_streams else None,
-        start_time=sources[0][1],
-    ) as writer:
-        for index, when, store in sources:
-            writer.write(store.load(index), when)
-        # Audio runs to the end of the last frame's display time, as in an unchunked render.
-        writer.end_time = sources[-1][1] + 1.0 / float(info.rate)
-    return writer.dropped_audio
+    return encode_stored(output, info, cfg.input, sources)

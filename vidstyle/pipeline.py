@@ -15,7 +15,7 @@ import json
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -516,8 +516,18 @@ def _write_debug(
 
 def _encode(store: FrameStore, output: Path, info: VideoInfo, source: Path) -> list[str]:
     """Encode the stored frames (and the source's audio for their range) into ``output``."""
-    frames = store.frames
-    first = store.load(frames[0].index)
+    return encode_stored(output, info, source, [(f.index, f.time, store) for f in store.frames])
+
+
+def encode_stored(
+    output: Path,
+    info: VideoInfo,
+    source: Path,
+    frames: Sequence[tuple[int, float, FrameStore]],
+) -> list[str]:
+    """Encode ``(input frame index, time, the store holding its picture)`` in order into
+    ``output``, with ``source``'s audio for their range; returns the audio streams left out."""
+    first = frames[0][2].load(frames[0][0])
     height, width = first.shape[:2]
     with VideoWriter(
         output,
@@ -526,10 +536,10 @@ def _encode(store: FrameStore, output: Path, info: VideoInfo, source: Path) -> l
         rate=info.rate,
         time_base=info.time_base,
         audio_source=source if info.audio_streams else None,
-        start_time=frames[0].time,
+        start_time=frames[0][1],
     ) as writer:
-        for stored in frames:
-            writer.write(store.load(stored.index), stored.time)
+        for index, when, store in frames:
+            writer.write(store.load(index), when)
         # Audio runs to the end of the last frame's display time.
-        writer.end_time = frames[-1].time + 1.0 / float(info.rate)
+        writer.end_time = frames[-1][1] + 1.0 / float(info.rate)
     return writer.dropped_audio
