@@ -3,6 +3,7 @@
     python benchmarks/speed.py                      # CPU: efficientnet-lite0 at 384 px, 20 frames
     python benchmarks/speed.py --device cuda        # GPU: 360p/720p/1080p, both backbones
     python benchmarks/speed.py --memory-run         # host memory over a 1000-frame render
+    python benchmarks/speed.py --overlap            # also: stage overlap on against off
 
 For each backbone and size it times, in separate processes so peak memory is per case:
 
@@ -10,6 +11,10 @@ For each backbone and size it times, in separate processes so peak memory is per
   warp, masks, optimization, lossless frame store, encode with audio), start-up included;
 * **bare**: a plain content + Gram optimization of the same frames (already in memory) on the
   same backbone, size and iteration counts, written simply here.
+
+With ``--overlap`` it also times **in turn**: the same render with decode and optical flow done
+between frames instead of in a worker thread while the previous frame is optimized, and the
+seconds spent inside the optimizer in both (the overlap must not slow it down).
 
 ``vidstyle / bare`` is the pipeline's overhead. Early stopping is off in both, so the
 iteration counts are equal. On a GPU the **floor** is also printed: the backbone's forward
@@ -32,7 +37,8 @@ SIZES = {"360": (640, 360), "384": (384, 216), "720": (1280, 720), "1080": (1920
 
 
 def _case(backbone: str, size: str, frames: int, first: int, later: int, device: str,
-          mode: str, workdir: Path) -> dict[str, float]:
+          mode: str, workdir: Path, precision: str = "auto",
+          compile: bool = False) -> dict[str, float]:
     import torch
 
     from vidstyle.config import OptimConfig, RenderConfig, StyleConfig
@@ -48,15 +54,29 @@ def _case(backbone: str, size: str, frames: int, first: int, later: int, device:
 
         weights = workdir / "vgg19-random.pth"
         torch.save(torchvision.models.vgg19().state_dict(), weights)
-    optim = OptimConfig(first_iterations=first, iterations=later, early_stop=0)
+    optim = OptimConfig(first_iterations=first, iterations=later, early_stop=0,
+                        precision=precision, compile=compile)
     style_cfg = StyleConfig(backbone=backbone, weights=weights)
     dev = torch.device(device)
-    if mode == "vidstyle":
-        from vidstyle.pipeline import render
+    optimizing = 0.0
+    if mode in ("vidstyle", "serial"):
+        from vidstyle import pipeline
 
+        stylize = pipeline.FrameStylizer.stylize
+
+        def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
+            # Time inside the optimizer, to see whether the overlapped stages slow it down.
+            nonlocal optimizing
+            t = time.perf_counter()
+            result = stylize(*args, **kwargs)
+            optimizing += time.perf_counter() - t
+            return result
+
+        pipeline.FrameStylizer.stylize = timed  # type: ignore[method-assign]
         began = time.perf_counter()
-        render(RenderConfig(input=clip, styles=(style,), output=workdir / "out.mp4",
-                            max_side=0, device=device, style=style_cfg, optim=optim))
+        pipeline.render(RenderConfig(input=clip, styles=(style,), output=workdir / "out.mp4",
+                                     max_side=0, device=device, style=style_cfg, optim=optim),
+                        overlap=mode == "vidstyle")
     else:
         from vidstyle.features import load_backbone
         from vidstyle.io import iter_frames
@@ -71,7 +91,7 @@ def _case(backbone: str, size: str, frames: int, first: int, later: int, device:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - began
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result = {"seconds": seconds, "rss_mb": peak_rss}
+    result = {"seconds": seconds, "rss_mb": peak_rss, "optimize_s": optimizing}
     if dev.type == "cuda":
         result["gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return result
@@ -140,6 +160,52 @@ def _floor(backbone: str, size: str, device: str) -> tuple[float, float]:
     return flops, 20 * 2 * 4096**3 / (time.perf_counter() - t)
 
 
+def _agreement(backbone: str, size: str, device: str, iterations: int) -> str:
+    """One frame optimized in float32 and at each faster precision: seconds per iteration and
+    how far the results are from the float32 one."""
+    import torch
+
+    from vidstyle.config import OptimConfig, StyleConfig
+    from vidstyle.features import load_backbone
+    from vidstyle.optimize import FrameStylizer
+    from vidstyle.samples import make_style_images, render_scene_frame
+
+    width, height = SIZES[size]
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = None
+        if backbone == "vgg19":
+            import torchvision
+
+            weights = Path(tmp) / "v.pth"
+            torch.save(torchvision.models.vgg19().state_dict(), weights)
+        net = load_backbone(backbone, device=device, weights_file=weights)
+        from vidstyle.io.images import load_image
+
+        style = load_image(make_style_images(Path(tmp), size=384)[0]).to(device)
+    frame = torch.from_numpy(render_scene_frame(0, width=width, height=height))
+    content = frame.permute(2, 0, 1)[None].float().div(255).to(device)
+    results = {}
+    for precision in ("float32", "tf32", "bf16"):
+        stylizer = FrameStylizer(net, [style], style=StyleConfig(), frame_size=(height, width),
+                                 optim=OptimConfig(early_stop=0, precision=precision))
+        stylizer.stylize(content, content, iterations=3)  # warm-up: cuDNN's search, caches
+        torch.cuda.synchronize() if device == "cuda" else None
+        t = time.perf_counter()
+        out, stats = stylizer.stylize(content, content, iterations=iterations)
+        torch.cuda.synchronize() if device == "cuda" else None
+        results[precision] = (out, stats.loss, (time.perf_counter() - t) / iterations)
+    ref, ref_loss, ref_time = results["float32"]
+    moved = (ref - content).abs().mean().item()
+    lines = []
+    for precision, (out, loss, seconds) in results.items():
+        diff = (out - ref).abs().mean().item()
+        lines.append(f"  {backbone} {width}x{height} {precision:8} {seconds:7.4f} s/iter "
+                     f"({ref_time / seconds:4.2f}x float32)  mean |pixel - float32's| "
+                     f"{diff:.4f} (float32 moved the pixels by {moved:.4f})  loss "
+                     f"{loss / ref_loss:6.3f}x float32's")
+    return "\n".join(lines)
+
+
 def _memory_run(frames: int) -> None:
     """Render ``frames`` tiny frames; print host RSS at ten points (it must stay flat)."""
     from vidstyle.config import OptimConfig, RenderConfig
@@ -179,6 +245,12 @@ def main() -> int:
     parser.add_argument("--first-iterations", type=int, default=150)
     parser.add_argument("--iterations", type=int, default=50)
     parser.add_argument("--memory-run", type=int, nargs="?", const=1000, metavar="FRAMES")
+    parser.add_argument("--overlap", action="store_true",
+                        help="also time the render with decode and flow done in turn, not "
+                        "overlapped with the optimizer")
+    parser.add_argument("--precision", default="auto",
+                        help="auto, float32, tf32 or bf16 for the vidstyle runs (default auto)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the network")
     parser.add_argument("--case", nargs=2, metavar=("MODE", "SPEC"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_run:
@@ -189,7 +261,8 @@ def main() -> int:
         backbone, size = spec.split("@")
         with tempfile.TemporaryDirectory() as tmp:
             print(json.dumps(_case(backbone, size, args.frames, args.first_iterations,
-                                   args.iterations, args.device, mode, Path(tmp))))
+                                   args.iterations, args.device, mode, Path(tmp),
+                                   args.precision, args.compile)))
         return 0
 
     gpu = args.device == "cuda"
@@ -197,18 +270,22 @@ def main() -> int:
     backbones = (args.backbones or ("efficientnet-lite0,vgg19" if gpu
                                     else "efficientnet-lite0")).split(",")
     iterations = args.first_iterations + (args.frames - 1) * args.iterations
-    print(f"device {args.device}; {args.frames} frames, {args.first_iterations} iterations for "
+    print(f"device {args.device}, precision {args.precision}"
+          f"{', compiled' if args.compile else ''}; {args.frames} frames, "
+          f"{args.first_iterations} iterations for "
           f"the first and {args.iterations} for each later frame ({iterations} in all)")
     print(f"{'backbone':20} {'size':>9} {'vidstyle s':>10} {'bare s':>8} {'ratio':>6} "
           f"{'s/iter':>7} {'s/frame':>8} {'RSS MB':>7} {'GPU MB':>7} {'floor':>6}")
+    overlap_rows = []
     for backbone in backbones:
         for size in sizes:
             runs = {}
-            for mode in ("vidstyle", "bare"):
+            for mode in ("vidstyle", "bare") + (("serial",) if args.overlap else ()):
                 cmd = [sys.executable, __file__, "--device", args.device, "--frames",
                        str(args.frames), "--first-iterations", str(args.first_iterations),
-                       "--iterations", str(args.iterations), "--case", mode,
-                       f"{backbone}@{size}"]
+                       "--iterations", str(args.iterations), "--precision", args.precision,
+                       "--case", mode, f"{backbone}@{size}"] + (
+                           ["--compile"] if args.compile else [])
                 out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
                 runs[mode] = json.loads(out.strip().splitlines()[-1])
             v, b = runs["vidstyle"], runs["bare"]
@@ -222,6 +299,23 @@ def main() -> int:
                   f"{v['seconds'] / b['seconds']:6.2f} {per_iter:7.3f} "
                   f"{v['seconds'] / args.frames:8.2f} {v['rss_mb']:7.0f} "
                   f"{v.get('gpu_mb', float('nan')):7.0f} {floor:>6}")
+            if args.overlap:
+                overlap_rows.append((backbone, f"{w}x{h}", v, runs["serial"]))
+    if gpu:
+        print("\nfast paths against float32 (one frame, 50 iterations):")
+        for backbone in backbones:
+            for size in sizes:
+                print(_agreement(backbone, size, args.device, 50), flush=True)
+    if overlap_rows:
+        print("\nstage overlap (decode + flow in a worker thread) against the same stages in "
+              "turn:")
+        print(f"{'backbone':20} {'size':>9} {'overlap s':>9} {'in turn s':>9} {'ratio':>6} "
+              f"{'optimizer s (overlap / in turn)':>32}")
+        for backbone, size, v, s in overlap_rows:
+            print(f"{backbone:20} {size:>9} {v['seconds']:9.1f} {s['seconds']:9.1f} "
+                  f"{v['seconds'] / s['seconds']:6.3f} "
+                  f"{v['optimize_s']:14.1f} / {s['optimize_s']:.1f} "
+                  f"({v['optimize_s'] / s['optimize_s']:.3f})")
     return 0
 
 

@@ -127,3 +127,86 @@ def test_blended_style_lies_between_the_single_styles(lite0: Backbone, styles, c
     to_b = {k: gram_distance(v, only_b.targets) for k, v in results.items()}
     assert to_a["a"] < to_a["mix"] < to_a["b"], to_a
     assert to_b["b"] < to_b["mix"] < to_b["a"], to_b
+
+
+def _run(lite0: Backbone, style: torch.Tensor, content: torch.Tensor, iterations: int = 20,
+         **optim: object):
+    stylizer = FrameStylizer(
+        lite0, [style], style=StyleConfig(),
+        optim=OptimConfig(**{"early_stop": 0.0, **optim}),  # type: ignore[arg-type]
+        frame_size=(64, 96),
+    )
+    return stylizer, stylizer.stylize(content, content, iterations=iterations)
+
+
+def test_bf16_features_agree_with_float32(lite0: Backbone, styles, content) -> None:
+    """The fast path changes the arithmetic inside the network, not the picture."""
+    style = load_image(styles[0])
+    fast, (out16, stats16) = _run(lite0, style, content, precision="bf16")
+    exact, (out32, stats32) = _run(lite0, style, content, precision="float32")
+    assert fast.precision == "bf16" and exact.precision == "float32"
+    # Features and losses come back in float32 (accumulated in float32).
+    assert all(f.dtype == torch.float32 for f in fast.features(content, fast.taps).values())
+    assert out16.dtype == torch.float32
+    # Pixel optimization amplifies small differences (the strokes grow in slightly different
+    # places), so the check is on what matters: both moved the frame the same way, and the
+    # bf16 result scores as well as the float32 one by the float32 objective.
+    move16, move32 = out16 - content, out32 - content
+    cosine = torch.nn.functional.cosine_similarity(move16.flatten(), move32.flatten(), dim=0)
+    assert cosine > 0.9
+    with torch.no_grad():
+        targets = exact.features(content, exact.content_layers)
+        score16 = float(exact.loss(out16, targets, None, None))
+        score32 = float(exact.loss(out32, targets, None, None))
+    assert abs(score16 - score32) < 0.05 * score32
+    assert abs(stats16.loss - stats32.loss) < 0.05 * stats32.loss
+
+
+def test_precision_resolves_per_device() -> None:
+    from vidstyle.optimize import resolve_precision
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_precision("auto", cpu) == "float32"
+    assert resolve_precision("auto", cuda) == "tf32"
+    assert resolve_precision("tf32", cpu) == "float32"  # no TF32 units on a CPU
+    assert resolve_precision("bf16", cpu) == "bf16"
+    with pytest.raises(ValueError, match="unknown precision 'fp16'.*did you mean 'bf16'"):
+        OptimConfig(precision="fp16")
+
+
+@pytest.mark.slow
+def test_compiled_network_gives_the_eager_result(lite0: Backbone, styles, content) -> None:
+    import shutil
+
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("torch.compile on a CPU needs a C++ compiler")
+    style = load_image(styles[0])
+    # A few steps: over many, float rounding in another order grows into other strokes.
+    _, (compiled, _) = _run(lite0, style, content, iterations=3, compile=True)
+    _, (eager, _) = _run(lite0, style, content, iterations=3)
+    torch.testing.assert_close(compiled, eager, atol=1e-3, rtol=0)
+
+
+def test_reading_losses_a_step_late_changes_nothing_but_the_stop(
+    lite0: Backbone, styles, content
+) -> None:
+    """On a GPU losses are read one step late, so the device never idles; same frames."""
+    style = load_image(styles[0])
+    exact, _ = _run(lite0, style, content)
+    lagged, _ = _run(lite0, style, content)
+    lagged.read_lag = 1
+    seen: list[tuple[int, float]] = []
+    a, stats_a = exact.stylize(content, content, iterations=12)
+    b, stats_b = lagged.stylize(content, content, iterations=12,
+                                on_iteration=lambda i, loss: seen.append((i, loss)))
+    torch.testing.assert_close(a, b, atol=0, rtol=0)
+    assert stats_a == stats_b and [i for i, _ in seen] == list(range(1, 13))
+    # With early stopping, the lagged loop stops one step after the rule fired.
+    early = {"early_stop": 0.5, "patience": 2}
+    exact, _ = _run(lite0, style, content, **early)
+    lagged, _ = _run(lite0, style, content, **early)
+    lagged.read_lag = 1
+    _, stop_a = exact.stylize(content, content, iterations=50)
+    _, stop_b = lagged.stylize(content, content, iterations=50)
+    assert stop_a.stopped_early and stop_b.stopped_early
+    assert stop_b.iterations == stop_a.iterations + 1

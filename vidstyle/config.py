@@ -21,6 +21,7 @@ FLOW_METHODS = ("dis", "raft")
 OPTIMIZERS = ("adam", "lbfgs")
 DEVICES = ("auto", "cpu", "cuda")
 INITS = ("prev-warped", "content", "random")
+PRECISIONS = ("auto", "float32", "tf32", "bf16")
 
 
 def parse_floats(text: str) -> tuple[float, ...]:
@@ -207,9 +208,27 @@ class OptimConfig:
         ),
     )
 
+    precision: str = field(
+        default="auto",
+        metadata=_opt(
+            "arithmetic of the feature network: float32; tf32 (CUDA's TensorFloat-32 "
+            "matrix units); bf16 (bfloat16 autocast: about twice as fast on recent GPUs, "
+            "pixels and losses stay float32); auto is tf32 on CUDA, float32 on CPU",
+            choices=PRECISIONS,
+        ),
+    )
+    compile: bool = field(
+        default=False,
+        metadata=_opt(
+            "compile the feature network with torch.compile: faster iterations after a "
+            "start-up of about a minute (needs Triton on a GPU, a C++ compiler on a CPU)"
+        ),
+    )
+
     def __post_init__(self) -> None:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("init", self.init, INITS)
+        check_choice("precision", self.precision, PRECISIONS)
         _check_positive("lr", self.lr)
         for name in ("first_iterations", "iterations", "patience", "passes"):
             value = getattr(self, name)

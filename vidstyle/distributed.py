@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vidstyle.config import RenderConfig
+from vidstyle.config import OptimConfig, RenderConfig
 from vidstyle.errors import (
     ClusterError,
     InputError,
@@ -816,6 +816,20 @@ def blend_targets(
     return target, mask
 
 
+def seam_optim(optim: OptimConfig) -> OptimConfig:
+    """How a seam's frames are optimized: as the render's, but always every iteration.
+
+    A window frame starts exactly on its blended target, where the temporal term is 0; as
+    texture grows back the temporal term rises about as much as the style term falls, so the
+    total stays flat for a while and the early-stop rule ends the frame after a dozen steps,
+    half painted: measured on ``pan.mp4`` (seam at frame 24, 6-frame window, unencoded
+    frames), the window's worst pair fell from 1.48x to 0.89x the median inside the chunks
+    and its style loss from 1.66x to 0.52x the chunk's own frames with early stopping off,
+    for six frames' worth of extra iterations.
+    """
+    return dataclasses.replace(optim, early_stop=0.0)
+
+
 def reconcile_seam(
     stylizer: FrameStylizer,
     contents: Sequence[np.ndarray],
@@ -913,7 +927,7 @@ def _reconcile_task(
     backbone = load_backbone(cfg.style.backbone, device=device, weights_file=cfg.style.weights)
     stylizer = FrameStylizer(
         backbone, [load_image(p).to(device) for p in cfg.styles], style=cfg.style,
-        optim=cfg.optim, frame_size=(height, width), blend=cfg.style.style_blend,
+        optim=seam_optim(cfg.optim), frame_size=(height, width), blend=cfg.style.style_blend,
     )
     images = reconcile_seam(
         stylizer,

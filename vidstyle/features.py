@@ -192,4 +192,9 @@ def _load_cached(
     name: str, source: str, weights_file: str | None, device: str
 ) -> Backbone:
     cls = EfficientNetLite0 if name == "efficientnet-lite0" else VGG19
-    return cls(weights_file).to(device)
+    model = cls(weights_file).to(device)
+    if torch.device(device).type == "cuda":
+        # NHWC is the layout cuDNN's tensor-core convolutions work in; inputs in NCHW are
+        # converted by the first convolution, and the outputs follow the weights.
+        model = model.to(memory_format=torch.channels_last)
+    return model

@@ -6,6 +6,7 @@ style's Gram targets, computed once) and optimizes frames one at a time.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -71,13 +72,28 @@ class FrameStylizer:
         self.style_layers = backbone.style_layers
         self.taps = tuple(dict.fromkeys(self.content_layers + self.style_layers))
         long_side = max(8, round(max(frame_size) * style.style_scale))
+        self.device = styles[0].device
+        self.read_lag = 1 if self.device.type == "cuda" else 0
+        """Steps queued before a loss is read on the host (see :meth:`stylize`)."""
+        self.precision = resolve_precision(optim.precision, self.device)
+        # torch.compile traces the network once per frame size and set of taps.
+        self._forward = torch.compile(backbone, dynamic=False) if optim.compile else backbone
         self.targets: dict[str, Tensor] = {}
         with torch.no_grad():
             for image, weight in zip(styles, weights):
-                feats = backbone(resize_long_side(image, long_side), self.style_layers)
+                feats = self.features(resize_long_side(image, long_side), self.style_layers)
                 for layer in self.style_layers:
                     gram = gram_matrix(feats[layer]) * (weight / sum(weights))
                     self.targets[layer] = self.targets.get(layer, 0) + gram
+
+    def features(self, x: Tensor, taps: Sequence[str]) -> dict[str, Tensor]:
+        """The backbone's ``taps`` of ``x`` ``(B, 3, H, W)``, in float32 whatever the
+        arithmetic inside (``--precision``), so Gram matrices and losses are accumulated in
+        float32: bfloat16's 8-bit mantissa is enough for a convolution's products but not for
+        a sum over every pixel of a frame."""
+        with _arithmetic(self.precision, self.device):
+            feats = self._forward(x, taps)
+        return {name: f.float() for name, f in feats.items()}
 
     def loss(
         self,
@@ -88,7 +104,7 @@ class FrameStylizer:
     ) -> Tensor:
         """The total weighted loss of pixels ``x`` ``(1, 3, H, W)``."""
         cfg = self.style_cfg
-        feats = self.backbone(x, self.taps)
+        feats = self.features(x, self.taps)
         total = cfg.style_weight * style_loss(feats, self.targets)
         for layer in self.content_layers:
             total = total + cfg.content_weight * content_loss(feats[layer], content_targets[layer])
@@ -127,7 +143,7 @@ class FrameStylizer:
                 f"and {tuple(init.shape)}"
             )
         with torch.no_grad():
-            content_targets = self.backbone(content, self.content_layers)
+            content_targets = self.features(content, self.content_layers)
         x = init.detach().clone(memory_format=torch.contiguous_format).clamp_(0, 1)
         x.requires_grad_(True)
         cfg = self.optim_cfg
@@ -145,20 +161,68 @@ class FrameStylizer:
             opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=20)
         else:
             opt = torch.optim.Adam([x], lr=cfg.lr)
+        # Reading a loss on the host waits for the device. On a GPU the loss of each step is
+        # read only after the next step has been queued, so the GPU always has work while
+        # the host waits (early stopping then acts one step late); on a CPU every step is
+        # synchronous anyway.
+        lag = self.read_lag
+        pending: list[Tensor] = []
+        steps = 0
+
+        def read() -> bool:
+            """Take the oldest pending loss into the history; True to stop."""
+            nonlocal stopped_early
+            loss = float(pending.pop(0))
+            history.append(loss)
+            if on_iteration is not None:
+                on_iteration(len(history), loss)
+            if _converged(history, cfg.early_stop, cfg.patience):
+                stopped_early = steps < iterations
+                return True
+            return False
+
         for it in range(iterations):
             if cfg.optimizer == "adam" and cfg.lr_decay < 1:
                 for group in opt.param_groups:
                     group["lr"] = cfg.lr * _cosine(it, iterations, cfg.lr_decay)
-            loss = float(opt.step(closure).detach())
+            pending.append(opt.step(closure).detach())
+            steps += 1
             with torch.no_grad():
                 x.clamp_(0, 1)
-            history.append(loss)
-            if on_iteration is not None:
-                on_iteration(it + 1, loss)
-            if _converged(history, cfg.early_stop, cfg.patience):
-                stopped_early = it + 1 < iterations
+            if len(pending) > lag and read():
                 break
-        return x.detach(), FrameStats(len(history), history[-1], stopped_early)
+        while pending:  # the last step's loss (or, stopped early, the step after the rule's)
+            if read():
+                pending.clear()
+        return x.detach(), FrameStats(steps, history[-1], stopped_early)
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """``auto`` -> ``tf32`` on CUDA, ``float32`` elsewhere; ``tf32`` means float32 off CUDA
+    (CPUs have no TensorFloat-32 units)."""
+    if name == "auto":
+        return "tf32" if device.type == "cuda" else "float32"
+    if name == "tf32" and device.type != "cuda":
+        return "float32"
+    return name
+
+
+def _arithmetic(precision: str, device: torch.device) -> contextlib.ExitStack:
+    """The context for one forward pass at ``precision`` on ``device``."""
+    stack = contextlib.ExitStack()
+    if device.type == "cuda":
+        # cuDNN's TF32 switch is on by default in PyTorch: float32 must turn it off to be
+        # float32. benchmark=True: every iteration has the same shapes, so the fastest
+        # convolution algorithm is searched once and reused.
+        stack.enter_context(
+            torch.backends.cudnn.flags(
+                enabled=True, benchmark=True, deterministic=False,
+                allow_tf32=precision != "float32",
+            )
+        )
+    if precision == "bf16":
+        stack.enter_context(torch.autocast(device.type, dtype=torch.bfloat16))
+    return stack
 
 
 def keep_colors(stylized: Tensor, content: Tensor) -> Tensor:

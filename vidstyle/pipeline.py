@@ -15,7 +15,7 @@ import json
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +41,7 @@ from vidstyle.io.encode import disk_errors
 from vidstyle.io.images import load_image, to_image, to_tensor, write_png
 from vidstyle.io.store import FrameStore
 from vidstyle.optimize import FrameStats, FrameStylizer, keep_colors
+from vidstyle.overlap import ahead
 from vidstyle.warp import consistency_mask, long_term_target, warp
 
 
@@ -225,6 +226,7 @@ def render(
     *,
     progress: Callable[[Progress], None] | None = None,
     encode: bool = True,
+    overlap: bool = True,
 ) -> RenderResult:
     """Render ``cfg.input`` stylized by ``cfg.styles`` into ``cfg.output_path``.
 
@@ -236,6 +238,10 @@ def render(
     ``encode=False`` stops there: the frames stay in the work folder
     (``FrameStore(cfg.output_path, ...).folder``) and no video is written, for callers that
     assemble one video from several renders (:mod:`vidstyle.distributed`).
+
+    ``overlap=True`` decodes each frame and computes its optical flow in a worker thread
+    while the frame before it is being optimized (:mod:`vidstyle.overlap`); ``False`` does
+    them in turn, for comparison (``benchmarks/speed.py --overlap``). The frames are the same.
 
     Raises:
         InputError, DecodeError, OutputError, WeightsError, DeviceError: as their names say.
@@ -285,7 +291,8 @@ def render(
     )
     try:
         with contextlib.closing(frames):
-            iterations = _stylize_all(cfg, store, frames, stylizer, flow, device, notify)
+            iterations = _stylize_all(cfg, store, frames, stylizer, flow, device, notify,
+                                      overlap=overlap)
     except KeyboardInterrupt:
         of = f" of {work}" if work else ""
         passes = f" (over {cfg.optim.passes} passes)" if cfg.optim.passes > 1 else ""
@@ -329,10 +336,12 @@ def _stylize_all(
     flow: FlowEstimator | None,
     device: torch.device,
     notify: Callable[..., None],
+    *,
+    overlap: bool = True,
 ) -> int:
     """Stylize every selected frame not already in ``store`` (all passes), adding each to
     ``store`` when finished. Returns the number of optimizer iterations run."""
-    iterations = _first_pass(cfg, store, frames, stylizer, flow, device, notify)
+    iterations = _first_pass(cfg, store, frames, stylizer, flow, device, notify, overlap=overlap)
     for pass_ in range(2, cfg.optim.passes + 1):
         assert flow is not None  # RenderConfig refuses passes without the temporal loss
         iterations += _later_pass(pass_, cfg, store, stylizer, flow, device, notify)
@@ -341,6 +350,32 @@ def _stylize_all(
 
 # What a frame is held to: earlier stylized frames with their input frames, closest first.
 _Earlier = list[tuple[np.ndarray, Tensor]]
+# (backward, forward) flows between a frame and each of its earlier frames, closest first.
+_Flows = list[tuple[Tensor, Tensor]]
+
+
+def _with_flows(
+    frames: Iterator[Frame],
+    flow: FlowEstimator | None,
+    offsets: Sequence[int],
+    skip: set[int],
+) -> Generator[tuple[Frame, _Flows], None, None]:
+    """Each frame with its flows to the frames ``offsets`` back in the stream (as many as
+    came before it); none for frames in ``skip`` (already stylized) or without ``flow``.
+
+    The flows need only input frames, so this whole stage can run ahead of the optimizer.
+    ``frames`` is left open: :func:`render` closes it, after the worker has stopped.
+    """
+    recent: deque[Frame] = deque(maxlen=max(offsets))
+    for frame in frames:
+        pairs: _Flows = []
+        if flow is not None and frame.index not in skip:
+            for j in offsets:
+                if j > len(recent):
+                    break
+                pairs.append(flow_pair(flow, recent[-j].image, frame.image))
+        recent.append(frame)
+        yield frame, pairs
 
 
 def _first_pass(
@@ -351,14 +386,33 @@ def _first_pass(
     flow: FlowEstimator | None,
     device: torch.device,
     notify: Callable[..., None],
+    *,
+    overlap: bool = True,
 ) -> int:
     """The pass that streams the input: each frame starts from the frames before it."""
     finished = {f.index for f in store.frames}
     offsets = cfg.style.long_term
+    staged = _with_flows(frames, flow, offsets, finished)
+    with contextlib.closing(ahead(staged) if overlap else staged) as stream:
+        return _first_pass_of(cfg, store, stream, stylizer, flow, device, notify, finished)
+
+
+def _first_pass_of(
+    cfg: RenderConfig,
+    store: FrameStore,
+    stream: Iterator[tuple[Frame, _Flows]],
+    stylizer: FrameStylizer,
+    flow: FlowEstimator | None,
+    device: torch.device,
+    notify: Callable[..., None],
+    finished: set[int],
+) -> int:
+    """:func:`_first_pass` over frames that come with their flows."""
+    offsets = cfg.style.long_term
     # (input frame, its stylized frame or None until needed) for the last max(offsets) frames.
     history: deque[tuple[Frame, Tensor | None]] = deque(maxlen=max(offsets))
     iterations = 0
-    for frame in frames:
+    for frame, flows in stream:
         if cfg.optim.passes > 1:
             store.keep_input(frame.index, frame.image)
         if frame.index in finished:
@@ -378,7 +432,7 @@ def _first_pass(
         budget = cfg.optim.iterations if earlier else cfg.optim.first_iterations
         image, stats = _stylize_frame(
             cfg, stylizer, flow, frame.image, content, earlier, budget,
-            base=None, index=frame.index, debug=True,
+            base=None, index=frame.index, debug=True, flows=flows,
             on_iteration=functools.partial(notify, frame.index, budget),
         )
         store.add(frame.index, frame.time, image)
@@ -459,25 +513,26 @@ def _stylize_frame(
     index: int,
     debug: bool,
     on_iteration: Callable[[int, float], None],
+    flows: _Flows | None = None,
 ) -> tuple[np.ndarray, FrameStats]:
     """Optimize one frame; returns it as stored (8-bit RGB) and the optimizer's stats.
 
     ``base`` is the frame's result from the previous pass (None in the first pass);
     ``index`` the frame's index in the input; ``debug`` whether to write ``--debug-dir``
-    pictures.
+    pictures; ``flows`` the flows to ``earlier``'s input frames when already computed.
     """
     target = weight = None
     init = content if base is None else base
     if flow is not None and earlier:
-        warped, masks, flows = [], [], []
-        for image, out in earlier:
-            backward, forward = flow_pair(flow, image, source)
+        if not flows:
+            flows = [flow_pair(flow, image, source) for image, _ in earlier]
+        warped, masks = [], []
+        for (_, out), (backward, forward) in zip(earlier, flows, strict=True):
             warped.append(warp(out, backward))
             masks.append(consistency_mask(backward, forward))
-            flows.append(backward)
         target, weight = long_term_target(warped, masks)
         if debug and cfg.debug_dir is not None:
-            _write_debug(cfg.debug_dir, index, flows[0], weight, target)
+            _write_debug(cfg.debug_dir, index, flows[0][0], weight, target)
         if base is not None:
             init = base + _PASS_BLEND * weight * (target - base)
         elif cfg.optim.init == "prev-warped":
