@@ -37,7 +37,8 @@ def test_early_stop_ends_a_settled_frame(lite0: Backbone, styles, content) -> No
         optim=OptimConfig(early_stop=0.5, patience=2), frame_size=(64, 96),
     )
     _, stats = stylizer.stylize(content, content, iterations=50)
-    assert stats.stopped_early and stats.iterations < 50
+    # Never in the first half, where a warm-started frame's loss is flat before it settles.
+    assert stats.stopped_early and 25 <= stats.iterations < 50
 
 
 def test_step_schedule_goes_from_lr_to_its_final_fraction() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -109,3 +111,13 @@ def test_render_with_overlap_gives_the_same_frames(
     assert threads and set(threads) == {threading.main_thread().name}
     assert together.frames == apart.frames == 12
     np.testing.assert_array_equal(_stored(together.output), _stored(apart.output))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_a_nice_worker_runs_at_low_priority_and_the_consumer_does_not() -> None:
+    def items() -> Iterator[int]:
+        yield os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert list(ahead(items(), nice=5)) == [min(19, mine + 5)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine

@@ -176,8 +176,9 @@ class OptimConfig:
     early_stop: float = field(
         default=1e-3,
         metadata=_opt(
-            "stop a frame when its loss improved by less than this fraction over the last "
-            "--patience iterations; 0 always runs all iterations"
+            "stop a frame, in the second half of its iterations, when its loss improved by "
+            "less than this fraction over the last --patience iterations; 0 always runs all "
+            "iterations"
         ),
     )
     patience: int = field(default=10, metadata=_opt("window of the early-stop rule"))
@@ -212,16 +213,18 @@ class OptimConfig:
         default="auto",
         metadata=_opt(
             "arithmetic of the feature network: float32; tf32 (CUDA's TensorFloat-32 "
-            "matrix units); bf16 (bfloat16 autocast: about twice as fast on recent GPUs, "
-            "pixels and losses stay float32); auto is tf32 on CUDA, float32 on CPU",
+            "matrix units); bf16 (bfloat16 autocast, twice TF32's peak matrix throughput on "
+            "recent GPUs; pixels and losses stay float32); auto is tf32 on CUDA, float32 "
+            "on CPU",
             choices=PRECISIONS,
         ),
     )
     compile: bool = field(
         default=False,
         metadata=_opt(
-            "compile the feature network with torch.compile: faster iterations after a "
-            "start-up of about a minute (needs Triton on a GPU, a C++ compiler on a CPU)"
+            "compile the feature network with torch.compile, to fuse its operations: a "
+            "start-up of about a minute for each frame size (needs Triton on a GPU, a C++ "
+            "compiler on a CPU)"
         ),
     )
 

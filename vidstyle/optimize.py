@@ -176,7 +176,14 @@ class FrameStylizer:
             history.append(loss)
             if on_iteration is not None:
                 on_iteration(len(history), loss)
-            if _converged(history, cfg.early_stop, cfg.patience):
+            # Not in the first half: a frame that starts on its warped target sees Adam's
+            # first full-size steps raise the temporal term about as fast as they lower the
+            # others, so its loss is flat long before anything has settled; stopping there
+            # kept those steps' noise (measured on pan.mp4 with ink.jpg: flicker ratio 1.37
+            # with the rule free to fire, 1.14 from half-way, 1.13 with no early stopping).
+            if len(history) >= iterations // 2 and _converged(
+                history, cfg.early_stop, cfg.patience
+            ):
                 stopped_early = steps < iterations
                 return True
             return False

@@ -12,7 +12,10 @@ PyTorch's own threads instead of waiting for them.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
+import sys
 import threading
 from collections.abc import Generator, Iterator
 from typing import TypeVar
@@ -23,7 +26,7 @@ _ITEM, _END, _ERROR = range(3)
 
 
 def ahead(
-    items: Iterator[T], *, depth: int = 2, name: str = "vidstyle-ahead"
+    items: Iterator[T], *, depth: int = 2, name: str = "vidstyle-ahead", nice: int = 0
 ) -> Generator[T, None, None]:
     """Yield ``items`` in order, produced up to ``depth`` items ahead by a worker thread.
 
@@ -31,6 +34,11 @@ def ahead(
     consumer closed early), closed in the worker, so a generator is never touched by two
     threads. Close the returned generator (``contextlib.closing``) to stop the worker early;
     closing waits for the item it is producing, then joins it.
+
+    ``nice`` > 0 lowers the worker thread's scheduling priority by that much (Linux; elsewhere
+    ignored), so
+    that on a machine whose cores the consumer keeps busy the worker takes only the time they
+    leave idle instead of slowing the consumer down.
 
     Raises:
         ValueError: ``depth`` < 1.
@@ -52,6 +60,13 @@ def ahead(
         return False
 
     def work() -> None:
+        if nice > 0 and sys.platform.startswith("linux"):
+            # On Linux a thread is a schedulable task with its own nice value; elsewhere
+            # PRIO_PROCESS with a thread id would name a process, so it is not tried.
+            with contextlib.suppress(OSError):
+                me = threading.get_native_id()
+                os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me)
+                                                       + nice))
         try:
             for item in items:
                 if not offer((_ITEM, item)):

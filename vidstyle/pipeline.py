@@ -393,7 +393,10 @@ def _first_pass(
     finished = {f.index for f in store.frames}
     offsets = cfg.style.long_term
     staged = _with_flows(frames, flow, offsets, finished)
-    with contextlib.closing(ahead(staged) if overlap else staged) as stream:
+    # The worker gets a low priority: on a CPU the optimizer already keeps every core busy,
+    # and decoding or flow must not slow it down (measured: at equal priority a 384x216
+    # render took 4% longer with the overlap than without).
+    with contextlib.closing(ahead(staged, nice=15) if overlap else staged) as stream:
         return _first_pass_of(cfg, store, stream, stylizer, flow, device, notify, finished)
 
 
