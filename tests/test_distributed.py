@@ -23,6 +23,7 @@ from vidstyle.distributed import (
     plan_chunks,
     render_chunked,
     require_ray,
+    seam_optim,
     shot_cuts,
 )
 from vidstyle.errors import InputError, MissingExtraError, OutputError
@@ -110,6 +111,14 @@ def test_plan_makes_fewer_chunks_for_short_ranges_and_checks_arguments() -> None
                 {"count": 10, "chunks": 2, "preroll": -1}):
         with pytest.raises(ValueError):
             plan_chunks(**bad)  # type: ignore[arg-type]
+
+
+def test_seam_frames_run_every_iteration_at_half_the_step() -> None:
+    from vidstyle.config import OptimConfig
+
+    optim = OptimConfig(lr=0.04, iterations=30, early_stop=1e-3)
+    seam = seam_optim(optim)
+    assert seam.lr == 0.02 and seam.early_stop == 0 and seam.iterations == 30
 
 
 def test_blend_targets_pull_like_two_temporal_terms() -> None:
