@@ -47,13 +47,7 @@ def _case(backbone: str, size: str, frames: int, first: int, later: int, device:
     width, height = SIZES[size]
     clip = make_clip(workdir / "clip.mp4", width=width, height=height, frames=frames)
     style = make_style_images(workdir, size=384)[0]
-    weights = None
-    if backbone == "vgg19":
-        # Speed only: random weights cost the same as ImageNet ones.
-        import torchvision
-
-        weights = workdir / "vgg19-random.pth"
-        torch.save(torchvision.models.vgg19().state_dict(), weights)
+    weights = _weights(backbone, workdir)
     optim = OptimConfig(first_iterations=first, iterations=later, early_stop=0,
                         precision=precision, compile=compile)
     style_cfg = StyleConfig(backbone=backbone, weights=weights)
@@ -128,6 +122,19 @@ def _bare(frames, net, style: Path, style_weight: float, optim) -> None:  # type
         x.detach().cpu()
 
 
+def _weights(backbone: str, folder: Path) -> Path | None:
+    """A weights file of random VGG-19 weights in ``folder`` (None for other backbones): the
+    ImageNet ones cannot be downloaded everywhere, and for speed random weights cost the same."""
+    if backbone != "vgg19":
+        return None
+    import torch
+    import torchvision
+
+    weights = folder / "vgg19-random.pth"
+    torch.save(torchvision.models.vgg19().state_dict(), weights)
+    return weights
+
+
 def _floor(backbone: str, size: str, device: str) -> tuple[float, float]:
     """(FLOPs of one iteration, measured dense matmul FLOP/s) on ``device``."""
     import torch
@@ -137,13 +144,7 @@ def _floor(backbone: str, size: str, device: str) -> tuple[float, float]:
 
     width, height = SIZES[size]
     with tempfile.TemporaryDirectory() as tmp:
-        weights = None
-        if backbone == "vgg19":
-            import torchvision
-
-            weights = Path(tmp) / "v.pth"
-            torch.save(torchvision.models.vgg19().state_dict(), weights)
-        net = load_backbone(backbone, device=device, weights_file=weights)
+        net = load_backbone(backbone, device=device, weights_file=_weights(backbone, Path(tmp)))
     x = torch.rand(1, 3, height, width, device=device, requires_grad=True)
     taps = tuple(dict.fromkeys(net.content_layers + net.style_layers))
     with FlopCounterMode(display=False) as counter:
@@ -167,20 +168,13 @@ def _agreement(backbone: str, size: str, device: str, iterations: int) -> str:
 
     from vidstyle.config import OptimConfig, StyleConfig
     from vidstyle.features import load_backbone
+    from vidstyle.io.images import load_image
     from vidstyle.optimize import FrameStylizer
     from vidstyle.samples import make_style_images, render_scene_frame
 
     width, height = SIZES[size]
     with tempfile.TemporaryDirectory() as tmp:
-        weights = None
-        if backbone == "vgg19":
-            import torchvision
-
-            weights = Path(tmp) / "v.pth"
-            torch.save(torchvision.models.vgg19().state_dict(), weights)
-        net = load_backbone(backbone, device=device, weights_file=weights)
-        from vidstyle.io.images import load_image
-
+        net = load_backbone(backbone, device=device, weights_file=_weights(backbone, Path(tmp)))
         style = load_image(make_style_images(Path(tmp), size=384)[0]).to(device)
     frame = torch.from_numpy(render_scene_frame(0, width=width, height=height))
     content = frame.permute(2, 0, 1)[None].float().div(255).to(device)

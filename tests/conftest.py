@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import faulthandler
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from vidstyle.features import Backbone, load_backbone
+from vidstyle.io.store import FrameStore
 from vidstyle.samples import make_clip, make_style_images
 
 
@@ -33,6 +35,21 @@ def styles(media_dir: Path) -> list[Path]:
 @pytest.fixture(scope="session")
 def lite0() -> Backbone:
     return load_backbone("efficientnet-lite0")
+
+
+@pytest.fixture()
+def kept_frames(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], np.ndarray]:
+    """Keep every render's work folder; the returned function reads the frames a render of
+    that output stored there ``(N, H, W, 3)``: what to compare exactly, as the H.264 encoder is
+    not bit-exact from run to run on every build while the renders are."""
+    monkeypatch.setattr(FrameStore, "remove", lambda self: None)
+
+    def read(output: Path) -> np.ndarray:
+        store = FrameStore(output, key="")
+        store.read()
+        return np.stack([store.load(f.index) for f in store.frames])
+
+    return read
 
 
 @pytest.fixture(autouse=True)

@@ -31,11 +31,18 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
                      frames=FRAMES)
 
 
+def _interruptible() -> None:
+    # A shell starts background commands with SIGINT ignored, and children inherit that: a
+    # test run started in the background would otherwise hand the render an ignored Ctrl-C.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(clip: Path, style: Path, out: Path, *extra: str, **kw: object) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "vidstyle", "run", str(clip), "--style", str(style),
          "-o", str(out), *SETTINGS, *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, **kw,  # type: ignore[call-overload]
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+        preexec_fn=_interruptible, **kw,  # type: ignore[call-overload]
     )
 
 
