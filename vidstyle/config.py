@@ -116,6 +116,18 @@ class StyleConfig:
             metavar="N1,N2",
         ),
     )
+    long_term_anchor: float = field(
+        # Measured with benchmarks/temporal.py --anchors (see benchmarks/RESULTS.md): 0.25
+        # halves the long-range error on the pan and cuts it by a fifth on the hand-held
+        # clip for 4-8% more flicker; 0.5 adds 16-25% flicker for a little more.
+        default=0.25,
+        metadata=_opt(
+            "with --long-term, how strongly the farther frames in which a pixel was also "
+            "visible hold it, against 1 for the closest: one direct flow ten frames back "
+            "stops the slow sliding of the painting that a chain of ten consecutive flows "
+            "lets through; 0 holds each pixel to the closest frame only (Ruder et al.)"
+        ),
+    )
     style_scale: float = field(
         default=1.0,
         metadata=_opt("size of the style image relative to the frame: >1 gives larger strokes"),
@@ -141,6 +153,7 @@ class StyleConfig:
         for name in ("content_weight", "style_weight", "tv_weight", "temporal_weight"):
             _check_positive(name.replace("_", "-"), getattr(self, name), allow_zero=True)
         _check_positive("style-scale", self.style_scale)
+        _check_positive("long-term-anchor", self.long_term_anchor, allow_zero=True)
         offsets = self.long_term
         if not offsets or min(offsets) < 1 or list(offsets) != sorted(set(offsets)):
             raise ValueError(
@@ -188,7 +201,9 @@ class OptimConfig:
             "passes over the whole range, alternating forward and backward (Ruder et al.'s "
             "multi-pass): each later pass starts every frame from a blend of itself and its "
             "warped neighbour and runs --iterations more, so the first frames get as steady "
-            "as the rest; costs about --iterations per frame per extra pass"
+            "as the rest; later passes also hold each frame to the frames --long-term names, "
+            "or to the one 10 back in their direction; costs about --iterations per frame "
+            "per extra pass"
         ),
     )
     lr_decay: float = field(
