@@ -135,3 +135,51 @@ def test_later_passes_also_look_ten_frames_back_without_long_term(
     later = [n for later, n in seen if later]
     assert max(first) == 1  # the first pass: short-term
     assert later == [0] + [1] * 9 + [2] * 3  # backward: the far frame once 10 are painted
+
+
+def test_a_fast_object_the_flow_misses_stays_in_the_painting(
+    styles: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flow that gives a moving object the background's motion both ways passes Ruder's
+    check; the painting must still show the object where the inputs say it is, not the
+    background painted there a frame earlier."""
+    from fractions import Fraction
+
+    import torch
+
+    from vidstyle.io import VideoWriter
+
+    rng = np.random.default_rng(0)
+    background = (rng.random((48, 64, 3)) * 40 + 60).astype(np.uint8)  # dull grey texture
+    clip = tmp_path / "jump.mp4"
+    with VideoWriter(clip, width=64, height=48, rate=Fraction(24),
+                     time_base=Fraction(1, 24)) as writer:
+        for i in range(3):
+            frame = background.copy()
+            frame[16:32, 4 + 20 * i:20 + 20 * i] = (230, 40, 30)  # a red square, 20 px/frame
+            writer.write(frame, i / 24)
+
+    def still(a: np.ndarray, b: np.ndarray) -> torch.Tensor:
+        return torch.zeros(1, 2, a.shape[0], a.shape[1])  # sees no motion at all
+
+    monkeypatch.setattr(pipeline, "make_flow", lambda name, device: still)
+
+    def contrasts() -> tuple[float, float]:
+        """How far the last frame's square, and the place the square started from, are from
+        background that nothing ever covered."""
+        out = render(RenderConfig(
+            input=clip, styles=(styles[0],), output=tmp_path / "o.mp4", overwrite=True,
+            optim=OptimConfig(first_iterations=30, iterations=10, early_stop=0),
+        )).output
+        last = _frames(out)[-1].astype(np.float64)
+        plain = last[36:46, 46:58].mean((0, 1))  # below the square's path
+        square = last[18:30, 46:58].mean((0, 1))  # inside the square's last place
+        start = last[18:30, 6:18].mean((0, 1))  # where it started: background again
+        return float(np.abs(square - plain).max()), float(np.abs(start - plain).max())
+
+    shown, trail = contrasts()
+    monkeypatch.setattr(pipeline, "agreement_mask",
+                        lambda image, seen: torch.ones_like(seen[:, :1]))
+    hidden, ghost = contrasts()  # Ruder's check alone
+    assert shown > 2 * hidden, (shown, hidden)  # the square is painted, not painted over
+    assert ghost > 2 * trail, (ghost, trail)  # and leaves no copy where it was

@@ -3,7 +3,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vidstyle.warp import consistency_mask, fill_unseen, long_term_target, warp
+from vidstyle.warp import (
+    agreement_mask,
+    consistency_mask,
+    fill_unseen,
+    long_term_target,
+    warp,
+)
 
 
 def test_zero_flow_is_identity() -> None:
@@ -203,3 +209,25 @@ def test_fill_unseen_uses_the_input_when_too_little_was_seen() -> None:
     weight[..., 0, :3] = 1  # 3 trusted pixels: no colour map can be fitted on those
     init = fill_unseen(content, target, weight)
     torch.testing.assert_close(init, weight * target + (1 - weight) * content)
+
+
+def test_agreement_mask_rejects_pixels_whose_inputs_disagree() -> None:
+    image = torch.full((1, 3, 8, 8), 0.5)
+    warped = image.clone()
+    warped[..., 2:6, 2:6] = torch.tensor([0.9, 0.2, 0.1]).view(3, 1, 1)  # a ball, not sky
+    warped[..., 0, 7] += 0.05  # the same surface, interpolated a little differently
+    mask = agreement_mask(image, warped)
+    assert mask.shape == (1, 1, 8, 8)
+    # The ball's inside is rejected; its rim has a neighbour that matches (see below).
+    assert mask[0, 0, 3:5, 3:5].sum() == 0
+    assert mask[0, 0].sum() == 64 - 4
+    assert torch.equal(agreement_mask(image, image), torch.ones(1, 1, 8, 8))
+
+
+def test_agreement_mask_forgives_an_edge_a_pixel_off() -> None:
+    """Warping puts sharp edges a fraction of a pixel off; that is not a change of surface."""
+    image = torch.zeros(1, 3, 6, 10)
+    image[..., 5:] = 1.0  # a hard vertical edge
+    shifted = torch.zeros(1, 3, 6, 10)
+    shifted[..., 6:] = 1.0  # the same edge one pixel to the right
+    assert torch.equal(agreement_mask(image, shifted), torch.ones(1, 1, 6, 10))

@@ -42,7 +42,13 @@ from vidstyle.io.images import load_image, to_image, to_tensor, write_png
 from vidstyle.io.store import FrameStore
 from vidstyle.optimize import FrameStats, FrameStylizer, keep_colors
 from vidstyle.overlap import ahead
-from vidstyle.warp import consistency_mask, fill_unseen, long_term_target, warp
+from vidstyle.warp import (
+    agreement_mask,
+    consistency_mask,
+    fill_unseen,
+    long_term_target,
+    warp,
+)
 
 
 @dataclass(frozen=True)
@@ -547,9 +553,10 @@ def _stylize_frame(
         if not flows:
             flows = [flow_pair(flow, image, source) for image, _ in earlier]
         warped, masks = [], []
-        for (_, out), (backward, forward) in zip(earlier, flows, strict=True):
+        for (image, out), (backward, forward) in zip(earlier, flows, strict=True):
             warped.append(warp(out, backward))
-            masks.append(consistency_mask(backward, forward))
+            seen = warp(to_tensor(image, content.device), backward)
+            masks.append(consistency_mask(backward, forward) * agreement_mask(content, seen))
         target, weight = long_term_target(warped, masks, anchor=cfg.style.long_term_anchor)
         if debug and cfg.debug_dir is not None:
             _write_debug(cfg.debug_dir, index, flows[0][0], weight, target)
