@@ -183,3 +183,45 @@ def test_a_fast_object_the_flow_misses_stays_in_the_painting(
     hidden, ghost = contrasts()  # Ruder's check alone
     assert shown > 2 * hidden, (shown, hidden)  # the square is painted, not painted over
     assert ghost > 2 * trail, (ghost, trail)  # and leaves no copy where it was
+
+
+def test_a_motion_boundary_the_images_agree_with_is_held_to_the_painting(
+    styles: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ruder's motion-boundary test rejects pixels where the flow is steep; the pipeline
+    trusts them when the warped input matches the input, and still rejects what maps
+    outside the earlier frame."""
+    from fractions import Fraction
+
+    import cv2
+    import torch
+
+    from vidstyle.io import VideoWriter
+
+    rng = np.random.default_rng(0)
+    frame = np.full((48, 64, 3), 150, np.uint8)  # flat on the right: any shift agrees there
+    frame[:, :24] = (rng.random((48, 24, 3)) * 40 + 60).astype(np.uint8)
+    clip = tmp_path / "still.mp4"
+    with VideoWriter(clip, width=64, height=48, rate=Fraction(24),
+                     time_base=Fraction(1, 24)) as writer:
+        for i in range(2):
+            writer.write(frame, i / 24)
+
+    calls: list[int] = []
+
+    def pair(estimator: object, prev: np.ndarray, cur: np.ndarray) -> tuple[torch.Tensor, ...]:
+        calls.append(1)
+        backward = torch.zeros(1, 2, 48, 64)
+        backward[:, 0, :, 32:] = 3.0  # a step in the flow at column 32
+        return backward, -backward  # forward and backward agree: only the step is in question
+
+    monkeypatch.setattr(pipeline, "flow_pair", pair)
+    debug = tmp_path / "debug"
+    render(RenderConfig(
+        input=clip, styles=(styles[0],), output=tmp_path / "o.mp4", debug_dir=debug,
+        optim=OptimConfig(first_iterations=2, iterations=1, early_stop=0),
+    ))
+    assert calls, "the render asked for the flows"
+    mask = cv2.imread(str(debug / "000001-mask.png"))[..., 0]
+    assert mask[:, 28:36].min() == 255, "the step's columns are held to the painting"
+    assert mask[:, 61:].max() == 0, "columns that map outside the earlier frame are not"

@@ -85,6 +85,20 @@ def test_mask_is_zero_on_motion_boundary() -> None:
     assert mask[:, 7:9].max() == 0
 
 
+def test_mask_without_boundary_test_keeps_the_boundary_and_the_other_tests() -> None:
+    flow = torch.zeros(1, 2, 16, 16)
+    flow[:, 0, :, 8:] = 3.0
+    mask = consistency_mask(flow, -flow, boundaries=False)[0, 0]
+    assert mask[:, :13].min() == 1, "the boundary columns 7 and 8 are kept"
+    assert mask[:, 13:].max() == 0, "columns mapping outside the other frame are not"
+    # The occlusion test still applies: the disoccluded strip of the moving square.
+    backward = torch.zeros(1, 2, 40, 40)
+    forward = torch.zeros(1, 2, 40, 40)
+    backward[:, 0, 15:25, 20:30] = -5.0
+    forward[:, 0, 15:25, 15:25] = 5.0
+    assert consistency_mask(backward, forward, boundaries=False)[0, 0, 15:25, 16:19].max() == 0
+
+
 def test_long_term_single_frame_is_the_short_term_term() -> None:
     warped = torch.rand(1, 3, 8, 9)
     mask = (torch.rand(1, 1, 8, 9) > 0.5).float()

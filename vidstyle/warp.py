@@ -58,7 +58,7 @@ def warp(image: Tensor, flow: Tensor, *, mode: str = "bilinear") -> Tensor:
     return F.grid_sample(image, grid, mode=mode, padding_mode="border", align_corners=True)
 
 
-def consistency_mask(flow: Tensor, reverse_flow: Tensor) -> Tensor:
+def consistency_mask(flow: Tensor, reverse_flow: Tensor, *, boundaries: bool = True) -> Tensor:
     """Ruder et al.'s per-pixel weight: 1 where ``flow`` can be trusted, 0 elsewhere.
 
     ``flow`` is the flow out of the current frame (``t -> t-1`` for the temporal loss) and
@@ -67,11 +67,15 @@ def consistency_mask(flow: Tensor, reverse_flow: Tensor) -> Tensor:
     * forward and backward disagree (disocclusion):
       ``|w + w~|^2 > 0.01 (|w|^2 + |w~|^2) + 0.5``, with ``w~`` the reverse flow sampled at
       the displaced point ``p + w(p)``;
-    * it lies on a motion boundary: ``|grad u|^2 + |grad v|^2 > 0.01 |w|^2 + 0.002``;
+    * it lies on a motion boundary: ``|grad u|^2 + |grad v|^2 > 0.01 |w|^2 + 0.002``
+      (only with ``boundaries``);
     * it maps outside the other frame (content entering at the edges has no history).
 
     Args:
         flow, reverse_flow: ``(B, 2, H, W)`` pixels.
+        boundaries: apply the motion-boundary test. The warping-error metric keeps both of
+            Ruder's tests, as Lai et al. do; the pipeline leaves this one to
+            :func:`agreement_mask`, which checks the warp against the images themselves.
 
     Returns:
         ``(B, 1, H, W)`` float in {0, 1}. Unlike the original code we do not blur the mask:
@@ -85,6 +89,14 @@ def consistency_mask(flow: Tensor, reverse_flow: Tensor) -> Tensor:
     mag_sq = flow.square().sum(1, keepdim=True) + back.square().sum(1, keepdim=True)
     occluded = sum_sq > 0.01 * mag_sq + 0.5
 
+    _, _, h, w = flow.shape
+    pos = _base_grid(h, w, flow) + flow
+    outside = (
+        (pos[:, :1] < 0) | (pos[:, :1] > w - 1) | (pos[:, 1:] < 0) | (pos[:, 1:] > h - 1)
+    )
+    if not boundaries:
+        return (~(occluded | outside)).to(flow.dtype)
+
     # Central differences of u and v (left at 0 on the outermost rows and columns).
     dx = torch.zeros_like(flow)
     dy = torch.zeros_like(flow)
@@ -92,12 +104,6 @@ def consistency_mask(flow: Tensor, reverse_flow: Tensor) -> Tensor:
     dy[..., 1:-1, :] = (flow[..., 2:, :] - flow[..., :-2, :]) / 2
     grad_sq = (dx.square() + dy.square()).sum(1, keepdim=True)
     boundary = grad_sq > 0.01 * flow.square().sum(1, keepdim=True) + 0.002
-
-    _, _, h, w = flow.shape
-    pos = _base_grid(h, w, flow) + flow
-    outside = (
-        (pos[:, :1] < 0) | (pos[:, :1] > w - 1) | (pos[:, 1:] < 0) | (pos[:, 1:] > h - 1)
-    )
     return (~(occluded | boundary | outside)).to(flow.dtype)
 
 
