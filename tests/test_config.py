@@ -303,3 +303,156 @@ def test_passes_need_the_temporal_loss_and_lr_decay_is_a_fraction() -> None:
     for bad in (-0.1, 1.5, math.nan):
         with pytest.raises(ValueError, match="lr-decay must be between 0 and 1"):
             OptimConfig(lr_decay=bad)
+
+
+def test_every_refusal_is_a_usage_error() -> None:
+    """Settings that cannot work raise UsageError (exit 2 in the CLI), still a ValueError."""
+    from vidstyle.config import parse_floats, parse_ints
+    from vidstyle.errors import UsageError
+
+    refusals = [
+        lambda: check_choice("thing", "c", ("a", "b")),
+        lambda: parse_floats("x"),
+        lambda: parse_ints("1.5"),
+        lambda: parse_frame_range("9:3"),
+        lambda: parse_frame_range("abc"),
+        lambda: StyleConfig(style_weight=0.0),
+        lambda: StyleConfig(tv_weight=-1.0),
+        lambda: StyleConfig(long_term=(2, 1)),
+        lambda: OptimConfig(iterations=0),
+        lambda: OptimConfig(lr_decay=2.0),
+        lambda: FlowConfig(flow="x"),
+        lambda: render(max_side=8),
+        lambda: render(styles=()),
+        lambda: render(start=2.0, end=1.0),
+    ]
+    for refuse in refusals:
+        with pytest.raises(UsageError) as info:
+            refuse()
+        assert isinstance(info.value, ValueError)
+
+
+# -- option_kind: one reading of every option type, for the CLI and the recipes ---------------
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Every:
+    """One option field of each type option_kind reads."""
+
+    count: int = dataclasses.field(default=1, metadata={"help": ""})
+    ratio: float = dataclasses.field(default=0.5, metadata={"help": ""})
+    name: str = dataclasses.field(default="a", metadata={"help": "", "choices": ("a", "b")})
+    free: str = dataclasses.field(default="", metadata={"help": ""})
+    on: bool = dataclasses.field(default=False, metadata={"help": ""})
+    weights: Path | None = dataclasses.field(default=None, metadata={"help": ""})
+    out_dir: Path | None = dataclasses.field(default=None, metadata={"help": ""})
+    offsets: tuple[int, ...] = dataclasses.field(default=(1,), metadata={"help": ""})
+    blend: tuple[float, ...] | None = dataclasses.field(default=None, metadata={"help": ""})
+    limit: int | None = dataclasses.field(default=None, metadata={"help": ""})
+    hidden: dict[str, int] = dataclasses.field(
+        default_factory=dict, metadata={"help": "", "cli": False}
+    )
+
+
+def kind_of(cls: type, name: str):  # type: ignore[no-untyped-def]
+    from vidstyle.config import option_kind
+
+    [f] = [f for f in dataclasses.fields(cls) if f.name == name]
+    return option_kind(cls, f)
+
+
+@pytest.mark.parametrize(
+    ("name", "value_type", "many", "optional", "metavar"),
+    [
+        ("count", int, False, False, "N"),
+        ("ratio", float, False, False, "X"),
+        ("name", str, False, False, "{a,b}"),
+        ("free", str, False, False, None),
+        ("on", bool, False, False, None),
+        ("weights", Path, False, True, "FILE"),
+        ("out_dir", Path, False, True, "DIR"),
+        ("offsets", int, True, False, "N1,N2"),
+        ("blend", float, True, True, "X1,X2"),
+        ("limit", int, False, True, "N"),
+    ],
+)
+def test_option_kind_reads_the_real_type(
+    name: str, value_type: type, many: bool, optional: bool, metavar: str | None
+) -> None:
+    kind = kind_of(Every, name)
+    assert (kind.value_type, kind.many, kind.optional, kind.metavar) == (
+        value_type, many, optional, metavar
+    )
+    assert (kind.parse is None) == (value_type is bool)
+
+
+def test_option_kind_parses_flags() -> None:
+    from vidstyle.errors import UsageError
+
+    assert kind_of(Every, "count").parse("3") == 3
+    assert kind_of(Every, "ratio").parse("1e-3") == 1e-3
+    assert kind_of(Every, "weights").parse("w.pth") == Path("w.pth")
+    assert kind_of(Every, "offsets").parse("1,2,5") == (1, 2, 5)
+    assert kind_of(Every, "blend").parse("0.7,0.3") == (0.7, 0.3)
+    with pytest.raises(ValueError):
+        kind_of(Every, "count").parse("abc")
+    with pytest.raises(UsageError, match="whole numbers separated by commas"):
+        kind_of(Every, "offsets").parse("1,x")
+
+
+def test_option_kind_checks_and_converts_toml_values() -> None:
+    from vidstyle.errors import UsageError
+
+    base = Path("recipes")
+    read = {name: kind_of(Every, name) for name in ("count", "ratio", "free", "on", "weights",
+                                                    "offsets", "blend")}
+    assert read["count"].from_toml(3, name="count", base=base) == 3
+    ratio = read["ratio"].from_toml(2, name="ratio", base=base)
+    assert ratio == 2.0 and isinstance(ratio, float)  # an integer is a number
+    assert read["on"].from_toml(True, name="on", base=base) is True
+    assert read["weights"].from_toml("w.pth", name="weights", base=base) == base / "w.pth"
+    assert read["offsets"].from_toml([1, 5], name="offsets", base=base) == (1, 5)
+    assert read["blend"].from_toml([1, 0.5], name="blend", base=base) == (1.0, 0.5)
+    refused = [
+        ("count", 2.5, "a whole number"), ("count", True, "a whole number"),
+        ("ratio", "lots", "a number"), ("ratio", False, "a number"), ("free", 3, "a string"),
+        ("on", 1, "true or false"), ("weights", 3, "a path"),
+        ("offsets", 1, "a list of whole numbers"), ("offsets", [1, 2.5], "a list of whole"),
+        ("offsets", [True], "a list of whole numbers"), ("blend", ["a"], "a list of numbers"),
+    ]
+    for name, value, what in refused:
+        with pytest.raises(UsageError, match=rf"^where: {name} must be {what}") as info:
+            read[name].from_toml(value, name=f"where: {name}", base=base)
+        assert str(info.value).endswith(f", got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Unreadable:
+    ok: int = dataclasses.field(default=1, metadata={"help": ""})
+    odd: complex = dataclasses.field(default=1j, metadata={"help": "a type nobody taught"})
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Pair:
+    size: tuple[int, int] = dataclasses.field(default=(1, 2), metadata={"help": ""})
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Either:
+    value: int | str = dataclasses.field(default=1, metadata={"help": ""})
+
+
+@pytest.mark.parametrize(
+    ("cls", "name"), [(Unreadable, "odd"), (Pair, "size"), (Either, "value")]
+)
+def test_option_of_an_unknown_type_is_refused_loudly(cls: type, name: str) -> None:
+    with pytest.raises(TypeError, match=rf"{cls.__name__}\.{name}: an option of type"):
+        kind_of(cls, name)
+
+
+def test_every_option_field_of_the_configs_has_a_kind() -> None:
+    from vidstyle.config import option_fields, option_kind
+
+    for cls in (RenderConfig, StyleConfig, OptimConfig, FlowConfig):
+        for f in option_fields(cls):
+            option_kind(cls, f)

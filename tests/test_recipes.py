@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import textwrap
@@ -11,6 +12,7 @@ import pytest
 
 from vidstyle.cli import main
 from vidstyle.config import FlowConfig, OptimConfig, RenderConfig, StyleConfig
+from vidstyle.errors import UsageError
 from vidstyle.recipes import Job, load_recipe
 
 REPO = Path(__file__).resolve().parents[1]
@@ -237,6 +239,60 @@ def test_inputs_and_styles_must_be_lists_of_paths(
     with pytest.raises(ValueError, match="must be a non-empty list of paths") as info:
         load_recipe(path, out_dir=tmp_path)
     assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("max_side = 64.0\n", "max_side must be a whole number, got 64.0"),
+        ("[style]\ntv_weight = false\n", "[style]: tv_weight must be a number, got False"),
+        ("[style]\nlong_term = 5\n", "long_term must be a list of whole numbers, got 5"),
+        ("[style]\nstyle_blend = [1, \"a\"]\n", "style_blend must be a list of numbers"),
+        ("[style]\nweights = 3\n", "weights must be a path (a string), got 3"),
+        ("overwrite = 1\n", "overwrite must be true or false, got 1"),
+    ],
+)
+def test_wrong_type_says_what_is_expected(
+    project: Path, tmp_path: Path, body: str, message: str
+) -> None:
+    path = recipe(project, body)
+    with pytest.raises(UsageError) as info:
+        load_recipe(path, out_dir=tmp_path)
+    assert str(info.value).startswith(str(path))
+    assert message in str(info.value)
+
+
+def test_lists_and_numbers_are_converted(project: Path, tmp_path: Path) -> None:
+    body = "[style]\nlong_term = [1, 10]\nstyle_weight = 500\n"
+    cfg = load_recipe(recipe(project, body), out_dir=tmp_path)[0].config
+    assert cfg.style.long_term == (1, 10)
+    assert cfg.style.style_weight == 500.0 and isinstance(cfg.style.style_weight, float)
+
+
+def test_every_recipe_problem_is_a_usage_error(project: Path, tmp_path: Path) -> None:
+    bodies = ["max_sides = 64\n", "max_side = 'big'\n", "[optim]\niterations = 0\n",
+              "frames = '5:5'\n", "= broken\n", 'style = "ink.jpg"\n']
+    for body in bodies:
+        with pytest.raises(UsageError):
+            load_recipe(recipe(project, body), out_dir=tmp_path)
+    binary = project / "recipes" / "binary.toml"
+    binary.write_bytes(b"max_side = 64\n\xff\xfe\n")
+    with pytest.raises(UsageError, match="not UTF-8 text") as info:
+        load_recipe(binary, out_dir=tmp_path)
+    assert str(binary) in str(info.value)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Unreadable:
+    odd: complex = dataclasses.field(default=1j, metadata={"help": "a type nobody taught"})
+
+
+def test_a_field_of_an_unknown_type_is_refused_loudly() -> None:
+    """Also when the recipe does not set it: never accepted without a check."""
+    from vidstyle.recipes import _fields_of
+
+    with pytest.raises(TypeError, match=r"Unreadable\.odd: an option of type"):
+        _fields_of(Unreadable, {}, "recipe.toml", Path("."))
 
 
 def test_invalid_value_is_rejected(project: Path, tmp_path: Path) -> None:

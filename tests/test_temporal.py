@@ -1,227 +1,268 @@
-"""Long-term consistency, multi-pass and drift: the temporal modes end to end (CPU, small)."""
+"""The temporal model as pure functions: no video, no network."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
-from pathlib import Path
-
-import numpy as np
 import pytest
+import torch
 
-import vidstyle.pipeline as pipeline
-from vidstyle.config import OptimConfig, RenderConfig, StyleConfig
-from vidstyle.errors import Interrupted
-from vidstyle.io import iter_frames
-from vidstyle.pipeline import Progress, render
-from vidstyle.samples import make_clip
+from vidstyle.temporal import (
+    EARLIER,
+    LATER,
+    Reference,
+    TemporalPolicy,
+    combine,
+    fill_unseen,
+    hold,
+    long_term_target,
+    pass_offsets,
+)
 
 
-def _frames(path: Path) -> np.ndarray:
-    return np.stack([f.image for f in iter_frames(path)])
+def test_long_term_single_frame_is_the_short_term_term() -> None:
+    warped = torch.rand(1, 3, 8, 9)
+    mask = (torch.rand(1, 1, 8, 9) > 0.5).float()
+    target, weight = long_term_target([warped], [mask])
+    torch.testing.assert_close(weight, mask)
+    torch.testing.assert_close(target, warped)
 
 
-def _config(clip: Path, style: Path, out: Path, **optim: object) -> RenderConfig:
-    return RenderConfig(
-        input=clip, styles=(style,), output=out, max_side=64,
-        style=StyleConfig(long_term=(1, 2, 5)),
-        optim=OptimConfig(
-            first_iterations=8, iterations=4, early_stop=0, **optim  # type: ignore[arg-type]
-        ),
+def test_long_term_holds_each_pixel_to_the_closest_visible_frame() -> None:
+    near, far = torch.zeros(1, 3, 4, 4), torch.ones(1, 3, 4, 4)
+    near_mask = torch.zeros(1, 1, 4, 4)
+    near_mask[..., :2, :] = 1  # the top half was visible in the previous frame
+    far_mask = torch.ones(1, 1, 4, 4)  # everything was visible 5 frames back
+    target, weight = long_term_target([near, far], [near_mask, far_mask])
+    assert torch.equal(weight, torch.ones(1, 1, 4, 4))
+    assert torch.equal(target[..., :2, :], near[..., :2, :])  # closest frame wins
+    assert torch.equal(target[..., 2:, :], far[..., 2:, :])  # hidden in the previous one
+
+
+def test_long_term_pixel_seen_nowhere_has_zero_weight() -> None:
+    masks = [torch.zeros(1, 1, 3, 3), torch.zeros(1, 1, 3, 3)]
+    _, weight = long_term_target([torch.rand(1, 3, 3, 3), torch.rand(1, 3, 3, 3)], masks)
+    assert torch.equal(weight, torch.zeros(1, 1, 3, 3))
+
+
+def test_long_term_target_has_the_gradient_of_the_sum_of_terms() -> None:
+    """Soft masks overlap; the folded term must still pull exactly as the paper's sum does."""
+    warped = [torch.rand(1, 3, 5, 6, dtype=torch.float64) for _ in range(3)]
+    masks = [torch.rand(1, 1, 5, 6, dtype=torch.float64) for _ in range(3)]
+    x = torch.rand(1, 3, 5, 6, dtype=torch.float64, requires_grad=True)
+    taken = torch.zeros_like(masks[0])
+    paper = x.new_zeros(())
+    for w, c in zip(warped, masks):
+        c_long = (c - taken).clamp(min=0)  # Ruder et al., section 3.3
+        paper = paper + torch.mean(c_long * (x - w) ** 2)
+        taken = taken + c_long
+    (grad_paper,) = torch.autograd.grad(paper, x)
+    target, weight = long_term_target(warped, masks)
+    (grad_folded,) = torch.autograd.grad(torch.mean(weight * (x - target) ** 2), x)
+    torch.testing.assert_close(grad_folded, grad_paper)
+
+
+def test_long_term_anchor_lets_farther_visible_frames_pull_too() -> None:
+    near, far = torch.zeros(1, 3, 4, 4), torch.ones(1, 3, 4, 4)
+    near_mask = torch.zeros(1, 1, 4, 4)
+    near_mask[..., :2, :] = 1
+    far_mask = torch.ones(1, 1, 4, 4)
+    target, weight = long_term_target([near, far], [near_mask, far_mask], anchor=0.25)
+    assert torch.equal(weight, torch.ones(1, 1, 4, 4))  # the weight stays the paper's
+    # Seen in both: the mean of the two, the closest counting 1 and the farther 0.25.
+    torch.testing.assert_close(target[..., :2, :], torch.full((1, 3, 2, 4), 0.25 / 1.25))
+    assert torch.equal(target[..., 2:, :], far[..., 2:, :])  # seen only far back
+
+
+def test_long_term_anchor_target_has_the_gradient_of_its_terms() -> None:
+    """With an anchor the folded term pulls as the sum of one term per visible frame (the
+    closest at weight 1, the others at ``anchor``), scaled to the paper's total weight."""
+    anchor = 0.3
+    warped = [torch.rand(1, 3, 5, 6, dtype=torch.float64) for _ in range(3)]
+    masks = [torch.rand(1, 1, 5, 6, dtype=torch.float64) for _ in range(3)]
+    x = torch.rand(1, 3, 5, 6, dtype=torch.float64, requires_grad=True)
+    taken = torch.zeros_like(masks[0])
+    shares, terms = [], []
+    for w, c in zip(warped, masks):
+        c_long = (c - taken).clamp(min=0)
+        shares.append(c_long + anchor * (c - c_long))
+        terms.append((x - w) ** 2)
+        taken = taken + c_long
+    scale = taken / sum(shares)
+    expected = torch.mean(sum(scale * s * t for s, t in zip(shares, terms)))
+    (grad_expected,) = torch.autograd.grad(expected, x)
+    target, weight = long_term_target(warped, masks, anchor=anchor)
+    torch.testing.assert_close(weight, taken)
+    (grad_folded,) = torch.autograd.grad(torch.mean(weight * (x - target) ** 2), x)
+    torch.testing.assert_close(grad_folded, grad_expected)
+
+
+def test_long_term_anchor_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="anchor must be >= 0"):
+        long_term_target([torch.rand(1, 3, 2, 2)], [torch.ones(1, 1, 2, 2)], anchor=-0.1)
+
+
+def test_long_term_rejects_mismatched_lists() -> None:
+    with pytest.raises(ValueError, match="one mask per warped frame"):
+        long_term_target([torch.rand(1, 3, 2, 2)], [])
+
+
+def test_fill_unseen_keeps_seen_pixels_and_maps_unseen_ones_into_the_palette() -> None:
+    torch.manual_seed(0)
+    content = torch.rand(1, 3, 16, 16)
+    a = torch.tensor([[0.5, 0.1, 0.0], [0.0, 0.4, 0.2], [0.1, 0.0, 0.3]])
+    painted = torch.einsum("ij,bjhw->bihw", a, content) + torch.tensor([0.2, 0.1, 0.3]).view(
+        1, 3, 1, 1
     )
+    weight = torch.ones(1, 1, 16, 16)
+    weight[..., 4:9, 5:12] = 0  # a hole no earlier frame saw
+    target = torch.where(weight > 0, painted, torch.zeros_like(painted))  # nothing there
+    init = fill_unseen(content, target, weight)
+    assert torch.equal(init[..., weight[0, 0] > 0], target[..., weight[0, 0] > 0])
+    # The hole gets the painting's colour map of its own input colours (within the small
+    # pull of the ridge towards the identity), not the input's colours.
+    hole = (..., slice(4, 9), slice(5, 12))
+    assert (content[hole] - painted[hole]).abs().mean() > 0.1
+    torch.testing.assert_close(init[hole], painted[hole], atol=1e-2, rtol=0)
 
 
-def test_multi_pass_counts_every_pass_and_changes_the_frames(
-    tiny_clip: Path, styles: list[Path], tmp_path: Path
-) -> None:
-    events: list[Progress] = []
-    one = render(_config(tiny_clip, styles[0], tmp_path / "one.mp4"))
-    three = render(_config(tiny_clip, styles[0], tmp_path / "three.mp4", passes=3),
-                   progress=events.append)
-    assert one.frames == three.frames == 12
-    assert three.iterations == one.iterations + 2 * 12 * 4
-    done = [e for e in events if e.frame_done]
-    assert [e.frame for e in done] == list(range(1, 37)) and all(e.total == 36 for e in events)
-    # Pass 2 runs backward, pass 3 forward again.
-    order = [e.source_index for e in done]
-    assert order[12:24] == list(range(11, -1, -1)) and order[24:] == list(range(12))
-    assert not np.array_equal(_frames(tmp_path / "one.mp4"), _frames(tmp_path / "three.mp4"))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.mp4", "three.mp4"]
+def test_fill_unseen_depends_only_on_the_pixel_s_own_input_colour() -> None:
+    """No smearing: two unseen pixels of the same input colour start the same, wherever
+    they are and whatever is painted around them."""
+    content = torch.rand(1, 3, 12, 12)
+    content[..., 2, 2] = content[..., 9, 10] = torch.tensor([0.3, 0.6, 0.2])
+    target = torch.rand(1, 3, 12, 12)
+    weight = torch.ones(1, 1, 12, 12)
+    weight[..., 2, 2] = weight[..., 9, 10] = 0
+    init = fill_unseen(content, target, weight)
+    torch.testing.assert_close(init[..., 2, 2], init[..., 9, 10])
 
 
-def test_multi_pass_interrupted_mid_pass_resumes_to_the_same_frames(
-    tiny_clip: Path, styles: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    kept_frames: Callable[[Path], np.ndarray],
-) -> None:
-    reference = render(_config(tiny_clip, styles[0], tmp_path / "ref.mp4", passes=2)).output
-    cfg = _config(tiny_clip, styles[0], tmp_path / "out.mp4", passes=2)
-    original = pipeline.FrameStylizer.stylize
-    calls = 0
-
-    def stylize(self: pipeline.FrameStylizer, *args: object, **kwargs: object) -> object:
-        nonlocal calls
-        calls += 1
-        if calls == 17:  # the 5th frame of the backward pass
-            raise KeyboardInterrupt
-        return original(self, *args, **kwargs)  # type: ignore[arg-type]
-
-    with monkeypatch.context() as patch:
-        patch.setattr(pipeline.FrameStylizer, "stylize", stylize)
-        with pytest.raises(Interrupted, match="after 16 of 24 frames \\(over 2 passes\\)"):
-            render(cfg)
-    result = render(dataclasses.replace(cfg, resume=True))
-    assert result.resumed_frames == 16 and result.frames == 12
-    assert len(_frames(result.output)) == 12
-    np.testing.assert_array_equal(kept_frames(result.output), kept_frames(reference))
+def test_fill_unseen_uses_the_input_when_too_little_was_seen() -> None:
+    content, target = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
+    weight = torch.zeros(1, 1, 8, 8)
+    weight[..., 0, :3] = 1  # 3 trusted pixels: no colour map can be fitted on those
+    init = fill_unseen(content, target, weight)
+    torch.testing.assert_close(init, weight * target + (1 - weight) * content)
 
 
-def test_long_term_render_matches_short_term_on_its_first_frames(
-    tiny_clip: Path, styles: list[Path], tmp_path: Path
-) -> None:
-    """Offsets beyond the frames seen so far are simply not used yet."""
-    short = _config(tiny_clip, styles[0], tmp_path / "s.mp4")
-    short = dataclasses.replace(short, frames=(0, 2), style=StyleConfig(long_term=(1,)))
-    longer = dataclasses.replace(short, output=tmp_path / "l.mp4",
-                                 style=StyleConfig(long_term=(1, 5, 10)))
-    np.testing.assert_array_equal(_frames(render(short).output), _frames(render(longer).output))
+# -- hold: the rule every painted frame follows ---------------------------------------------
 
 
-@pytest.mark.slow
-def test_static_scene_does_not_drift_over_a_long_clip(styles: list[Path], tmp_path: Path) -> None:
-    """A still camera over 120 frames: the painting must not slowly darken or change colour.
-
-    Each frame starts from the previous one warped; any bias in warping, clamping or
-    rounding would add up frame after frame (users of the original method saw a static
-    background darken over long clips). Measured: the chain keeps converging for the first
-    few dozen frames (each frame adds iterations to the same picture), moving the mean by
-    up to about 5.6/255 (the last ten frames end 4.4/255 from the first ten), then holds
-    within about 2/255 of frames 40-49 (the last ten: 0.8/255).
-    """
-    clip = make_clip(tmp_path / "still.mp4", width=64, height=48, frames=120, motion="static",
-                     audio=False)
-    out = render(RenderConfig(
-        input=clip, styles=(styles[0],), output=tmp_path / "o.mp4",
-        optim=OptimConfig(first_iterations=60, iterations=8),
-    )).output
-    frames = _frames(out).astype(np.float64)
-    assert len(frames) == 120
-    means = frames.mean(axis=(1, 2))  # (frames, 3)
-    source = _frames(clip).astype(np.float64).mean(axis=(0, 1, 2))
-    first, settled, last = means[:10].mean(0), means[40:50].mean(0), means[-10:].mean(0)
-    assert np.abs(first - source).max() > 5  # stylized: far from the input's colours
-    assert np.abs(last - first).max() < 6, (first, last)  # under 2.5% of the range
-    assert np.abs(last - settled).max() < 2.5, (settled, last)  # no trend once settled
+def _ref(painting: torch.Tensor, *, shift: float = 0.0, side: int = EARLIER,
+         weight: float = 1.0, source: torch.Tensor | None = None) -> Reference:
+    """A neighbour related to the frame by a uniform horizontal shift of ``shift`` pixels."""
+    flow = torch.zeros(1, 2, *painting.shape[-2:])
+    flow[:, 0] = shift
+    return Reference(painting=painting, source=painting if source is None else source,
+                     flow=flow, reverse=-flow, side=side, weight=weight)
 
 
-def test_later_passes_also_look_ten_frames_back_without_long_term(
-    styles: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    assert pipeline.pass_offsets((1,)) == (1, 10)
-    assert pipeline.pass_offsets((1, 2, 5)) == (1, 2, 5)  # --long-term given: those
-    clip = make_clip(tmp_path / "c.mp4", width=64, height=48, frames=13, audio=False)
-    seen: list[tuple[bool, int]] = []  # (later pass, earlier frames held to)
-    original = pipeline._stylize_frame
-
-    def spy(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
-        seen.append((kwargs["base"] is not None, len(args[5])))  # type: ignore[arg-type]
-        return original(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(pipeline, "_stylize_frame", spy)
-    render(RenderConfig(
-        input=clip, styles=(styles[0],), output=tmp_path / "o.mp4", max_side=64,
-        optim=OptimConfig(first_iterations=2, iterations=1, early_stop=0, passes=2),
-    ))
-    first = [n for later, n in seen if not later]
-    later = [n for later, n in seen if later]
-    assert max(first) == 1  # the first pass: short-term
-    assert later == [0] + [1] * 9 + [2] * 3  # backward: the far frame once 10 are painted
+def test_a_frame_without_references_starts_from_its_input_or_its_own_painting() -> None:
+    content = torch.rand(1, 3, 8, 8)
+    held = hold(content, [], TemporalPolicy())
+    assert held.target is None and held.weight is None and held.init is content
+    base = torch.rand(1, 3, 8, 8)
+    assert hold(content, [], TemporalPolicy(), base=base).init is base
 
 
-def test_a_fast_object_the_flow_misses_stays_in_the_painting(
-    styles: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A flow that gives a moving object the background's motion both ways passes Ruder's
-    check; the painting must still show the object where the inputs say it is, not the
-    background painted there a frame earlier."""
-    from fractions import Fraction
-
-    import torch
-
-    from vidstyle.io import VideoWriter
-
-    rng = np.random.default_rng(0)
-    background = (rng.random((48, 64, 3)) * 40 + 60).astype(np.uint8)  # dull grey texture
-    clip = tmp_path / "jump.mp4"
-    with VideoWriter(clip, width=64, height=48, rate=Fraction(24),
-                     time_base=Fraction(1, 24)) as writer:
-        for i in range(3):
-            frame = background.copy()
-            frame[16:32, 4 + 20 * i:20 + 20 * i] = (230, 40, 30)  # a red square, 20 px/frame
-            writer.write(frame, i / 24)
-
-    def still(a: np.ndarray, b: np.ndarray) -> torch.Tensor:
-        return torch.zeros(1, 2, a.shape[0], a.shape[1])  # sees no motion at all
-
-    monkeypatch.setattr(pipeline, "make_flow", lambda name, device: still)
-
-    def contrasts() -> tuple[float, float]:
-        """How far the last frame's square, and the place the square started from, are from
-        background that nothing ever covered."""
-        out = render(RenderConfig(
-            input=clip, styles=(styles[0],), output=tmp_path / "o.mp4", overwrite=True,
-            optim=OptimConfig(first_iterations=30, iterations=10, early_stop=0),
-        )).output
-        last = _frames(out)[-1].astype(np.float64)
-        plain = last[36:46, 46:58].mean((0, 1))  # below the square's path
-        square = last[18:30, 46:58].mean((0, 1))  # inside the square's last place
-        start = last[18:30, 6:18].mean((0, 1))  # where it started: background again
-        return float(np.abs(square - plain).max()), float(np.abs(start - plain).max())
-
-    shown, trail = contrasts()
-    monkeypatch.setattr(pipeline, "agreement_mask",
-                        lambda image, seen: torch.ones_like(seen[:, :1]))
-    hidden, ghost = contrasts()  # Ruder's check alone
-    assert shown > 2 * hidden, (shown, hidden)  # the square is painted, not painted over
-    assert ghost > 2 * trail, (ghost, trail)  # and leaves no copy where it was
+def test_a_seam_with_weights_0_and_1_is_holding_to_one_neighbour() -> None:
+    content = torch.rand(1, 3, 12, 16)
+    behind, ahead = torch.rand(1, 3, 12, 16), torch.rand(1, 3, 12, 16)
+    policy = TemporalPolicy(agreement=None)
+    for a, kept in ((1.0, behind), (0.0, ahead)):
+        seam = hold(content, [_ref(behind, weight=a), _ref(ahead, side=LATER, weight=1 - a)],
+                    policy)
+        alone = hold(content, [_ref(kept, side=EARLIER if a else LATER)], policy)
+        assert seam.target is not None and alone.target is not None
+        torch.testing.assert_close(seam.target, alone.target)
+        torch.testing.assert_close(seam.weight, alone.weight)
+        torch.testing.assert_close(seam.init, alone.init)
 
 
-def test_a_motion_boundary_the_images_agree_with_is_held_to_the_painting(
-    styles: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Ruder's motion-boundary test rejects pixels where the flow is steep; the pipeline
-    trusts them when the warped input matches the input, and still rejects what maps
-    outside the earlier frame."""
-    from fractions import Fraction
+def test_a_seam_pulls_like_two_weighted_temporal_terms() -> None:
+    content = torch.rand(1, 3, 6, 7)
+    behind, ahead = torch.rand(1, 3, 6, 7), torch.rand(1, 3, 6, 7)
+    a = 0.7
+    held = hold(content, [_ref(behind, weight=a), _ref(ahead, side=LATER, weight=1 - a)],
+                TemporalPolicy(agreement=None))
+    assert held.target is not None and held.weight is not None
+    x = torch.rand(1, 3, 6, 7, dtype=torch.float64, requires_grad=True)
+    (a * (x - behind.double()).square() + (1 - a) * (x - ahead.double()).square()).sum().backward()
+    two = x.grad.clone()
+    x.grad = None
+    (held.weight.double() * (x - held.target.double()).square()).sum().backward()
+    torch.testing.assert_close(x.grad, two, rtol=1e-5, atol=1e-6)  # the target is float32
 
-    import cv2
-    import torch
 
-    from vidstyle.io import VideoWriter
+def test_a_pixel_seen_by_neither_reference_has_weight_0_and_keeps_its_start() -> None:
+    h, w = 8, 20
+    content = torch.full((1, 3, h, w), 0.5)
+    own = torch.rand(1, 3, h, w)
+    # Behind: its input (black) disagrees with the frame's everywhere; ahead: its input
+    # agrees on the 10 rightmost columns only.
+    ahead_source = content.clone()
+    ahead_source[..., :10] = 0.0
+    refs = [_ref(torch.rand(1, 3, h, w), shift=-4.0, weight=0.5, source=torch.zeros(1, 3, h, w)),
+            _ref(torch.rand(1, 3, h, w), side=LATER, weight=0.5, source=ahead_source)]
+    held = hold(content, refs, TemporalPolicy(agreement=0.2), base=own, blend=1.0)
+    assert held.weight is not None
+    assert held.weight[..., :8].max() == 0
+    torch.testing.assert_close(held.init[..., :8], own[..., :8])
+    torch.testing.assert_close(held.weight[..., 11:], torch.full((1, 1, h, w - 11), 0.5))
 
-    rng = np.random.default_rng(0)
-    frame = np.full((48, 64, 3), 150, np.uint8)  # flat on the right: any shift agrees there
-    frame[:, :24] = (rng.random((48, 24, 3)) * 40 + 60).astype(np.uint8)
-    clip = tmp_path / "still.mp4"
-    with VideoWriter(clip, width=64, height=48, rate=Fraction(24),
-                     time_base=Fraction(1, 24)) as writer:
-        for i in range(2):
-            writer.write(frame, i / 24)
 
-    calls: list[int] = []
+def test_the_agreement_check_rejects_a_reference_whose_input_differs() -> None:
+    content = torch.full((1, 3, 8, 8), 0.5)
+    other = torch.zeros(1, 3, 8, 8)  # far from the input at every pixel
+    on = hold(content, [_ref(torch.rand(1, 3, 8, 8), source=other)], TemporalPolicy())
+    off = hold(content, [_ref(torch.rand(1, 3, 8, 8), source=other)],
+               TemporalPolicy(agreement=None))
+    assert on.weight is not None and off.weight is not None
+    assert on.weight.max() == 0 and off.weight.min() == 1
 
-    def pair(estimator: object, prev: np.ndarray, cur: np.ndarray) -> tuple[torch.Tensor, ...]:
-        calls.append(1)
-        backward = torch.zeros(1, 2, 48, 64)
-        backward[:, 0, :, 32:] = 3.0  # a step in the flow at column 32
-        return backward, -backward  # forward and backward agree: only the step is in question
 
-    monkeypatch.setattr(pipeline, "flow_pair", pair)
-    debug = tmp_path / "debug"
-    render(RenderConfig(
-        input=clip, styles=(styles[0],), output=tmp_path / "o.mp4", debug_dir=debug,
-        optim=OptimConfig(first_iterations=2, iterations=1, early_stop=0),
-    ))
-    assert calls, "the render asked for the flows"
-    mask = cv2.imread(str(debug / "000001-mask.png"))[..., 0]
-    assert mask[:, 28:36].min() == 255, "the step's columns are held to the painting"
-    assert mask[:, 61:].max() == 0, "columns that map outside the earlier frame are not"
+def test_the_boundary_test_is_the_policy_s_choice() -> None:
+    content = torch.full((1, 3, 16, 16), 0.5)
+    flow = torch.zeros(1, 2, 16, 16)
+    flow[:, 0, :, 8:] = 0.2  # a small step in the flow: a motion boundary, images agree
+    ref = Reference(painting=content, source=content, flow=flow, reverse=-flow)
+    with_test = hold(content, [ref], TemporalPolicy(boundaries=True)).weight
+    without = hold(content, [ref], TemporalPolicy()).weight
+    assert with_test is not None and without is not None
+    assert with_test[..., 7:9].max() == 0 and without[..., 7:9].min() == 1
+
+
+def test_a_first_pass_frame_starts_from_the_warped_painting_filled_in_its_palette() -> None:
+    content = torch.rand(1, 3, 16, 16)
+    painting = (content * 0.5 + 0.2).clamp(0, 1)
+    refs = [_ref(painting, source=content)]
+    held = hold(content, refs, TemporalPolicy())
+    assert held.target is not None and held.weight is not None
+    torch.testing.assert_close(held.init, fill_unseen(content, held.target, held.weight))
+    cold = hold(content, refs, TemporalPolicy(warm_start=False))
+    assert cold.init is content
+
+
+def test_a_revisited_frame_moves_half_way_to_its_target() -> None:
+    content = torch.rand(1, 3, 8, 8)
+    painting, base = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
+    held = hold(content, [_ref(painting, source=content)], TemporalPolicy(), base=base)
+    torch.testing.assert_close(held.init, base + 0.5 * (painting - base))
+
+
+def test_combine_of_one_term_is_that_term() -> None:
+    term = (torch.rand(1, 3, 4, 4), torch.rand(1, 1, 4, 4))
+    assert combine([term]) is term
+
+
+def test_policy_and_references_are_checked() -> None:
+    with pytest.raises(ValueError, match="agreement"):
+        TemporalPolicy(agreement=0)
+    with pytest.raises(ValueError, match="anchor"):
+        TemporalPolicy(anchor=-1)
+    with pytest.raises(ValueError, match="side"):
+        hold(torch.rand(1, 3, 4, 4), [_ref(torch.rand(1, 3, 4, 4), side=0)], TemporalPolicy())
+
+
+def test_later_passes_also_look_ten_frames_back_without_long_term() -> None:
+    assert pass_offsets((1,)) == (1, 10)
+    assert pass_offsets((1, 2, 5)) == (1, 2, 5)  # --long-term given: those

@@ -2,19 +2,26 @@
 
 These are the single source of truth for every setting: the CLI derives its flags, defaults
 and help from the fields' metadata (:func:`option_fields`), and a ``pipelines/*.toml`` recipe
-maps onto the same classes (:mod:`vidstyle.recipes`). Values are validated on construction,
-so a config that exists is a config that can run.
+maps onto the same classes (:mod:`vidstyle.recipes`); both read a field's value the way
+:func:`option_kind` says, from the field's type. Values are validated on construction, so a
+config that exists is a config that can run; a value that cannot work raises
+:class:`~vidstyle.errors.UsageError` (a :class:`ValueError`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
-from collections.abc import Iterator
+import types
+import typing
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from vidstyle.errors import UsageError
 
 BACKBONES = ("efficientnet-lite0", "vgg19")
 FLOW_METHODS = ("dis", "raft")
@@ -29,7 +36,7 @@ def parse_floats(text: str) -> tuple[float, ...]:
     try:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
-        raise ValueError(
+        raise UsageError(
             f"expected numbers separated by commas (like 0.7,0.3), got {text!r}"
         ) from None
     return values
@@ -40,29 +47,30 @@ def parse_ints(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in text.split(","))
     except ValueError:
-        raise ValueError(
+        raise UsageError(
             f"expected whole numbers separated by commas (like 1,2,5,10), got {text!r}"
         ) from None
 
 
 def _opt(help: str, **extra: Any) -> dict[str, Any]:
-    """Field metadata: ``help`` is shown by ``--help``; ``cli=False`` hides a field."""
+    """Field metadata: ``help`` is shown by ``--help``; ``cli=False`` hides a field;
+    ``choices`` lists a string field's values; ``metavar`` names the value in ``--help``."""
     return {"help": help, **extra}
 
 
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    """Raise ``ValueError`` with a "did you mean" when ``value`` is not one of ``choices``."""
+    """Raise :class:`UsageError` with a "did you mean" when ``value`` is not one of ``choices``."""
     if value in choices:
         return
     close = difflib.get_close_matches(value, choices, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"unknown {name} {value!r} (choose from {', '.join(choices)}){hint}")
+    raise UsageError(f"unknown {name} {value!r} (choose from {', '.join(choices)}){hint}")
 
 
 def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
     if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be {bound}, got {value}")
+        raise UsageError(f"{name} must be {bound}, got {value}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,8 +104,9 @@ class StyleConfig:
         default=1e-3, metadata=_opt("total-variation smoothing; raise to tame pixel noise")
     )
     temporal_weight: float = field(
-        # Chosen by the sweep in benchmarks/temporal.py (see benchmarks/RESULTS.md): 1e4
-        # leaves about twice the flicker, 3e5 and more give up texture for little steadiness.
+        # The steadiest weight whose stylization stays close to the most stylized setting's:
+        # lower weights flicker more, higher ones give up texture (measured: the sweep of
+        # benchmarks/temporal.py, see benchmarks/RESULTS.md).
         default=1e5,
         metadata=_opt(
             "how strongly each frame follows the previous stylized frame along the motion; "
@@ -112,14 +121,13 @@ class StyleConfig:
             "1,2,5,10), each pixel to the closest one in which it was visible: a region "
             "hidden for a moment comes back with its old strokes instead of new ones; 1 "
             "looks at the previous frame only",
-            parse=parse_ints,
             metavar="N1,N2",
         ),
     )
     long_term_anchor: float = field(
-        # Measured with benchmarks/temporal.py --anchors (see benchmarks/RESULTS.md): 0.25
-        # halves the long-range error on the pan and cuts it by a fifth on the hand-held
-        # clip for 4-8% more flicker; 0.5 adds 16-25% flicker for a little more.
+        # A light hold: it takes much of the slow drift out for a little more flicker, while
+        # a harder one adds flicker for little more (measured: benchmarks/temporal.py
+        # --anchors, see benchmarks/RESULTS.md).
         default=0.25,
         metadata=_opt(
             "with --long-term, how strongly the farther frames in which a pixel was also "
@@ -136,7 +144,6 @@ class StyleConfig:
         default=None,
         metadata=_opt(
             "weights of several --style images, in order (for example 0.7,0.3); equal if unset",
-            parse=parse_floats,
             metavar="W1,W2",
         ),
     )
@@ -156,16 +163,16 @@ class StyleConfig:
         _check_positive("long-term-anchor", self.long_term_anchor, allow_zero=True)
         offsets = self.long_term
         if not offsets or min(offsets) < 1 or list(offsets) != sorted(set(offsets)):
-            raise ValueError(
+            raise UsageError(
                 f"long-term offsets must be increasing whole numbers >= 1, got {offsets}"
             )
         blend = self.style_blend
         if blend is not None and (not blend or min(blend) < 0 or sum(blend) <= 0):
-            raise ValueError(f"style-blend weights must be >= 0 and not all 0, got {blend}")
+            raise UsageError(f"style-blend weights must be >= 0 and not all 0, got {blend}")
         # 0 is meaningful for the other weights (no temporal term: per-frame; no content: pure
         # texture; no smoothing), but without the style term the output is the input.
         if self.style_weight == 0:
-            raise ValueError("style-weight must be > 0 (0 would only copy the input)")
+            raise UsageError("style-weight must be > 0 (0 would only copy the input)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -228,18 +235,18 @@ class OptimConfig:
         default="auto",
         metadata=_opt(
             "arithmetic of the feature network: float32; tf32 (CUDA's TensorFloat-32 "
-            "matrix units); bf16 (bfloat16 autocast, twice TF32's peak matrix throughput on "
+            "matrix units); bf16 (bfloat16 autocast, for the faster bfloat16 matrix units of "
             "recent GPUs; pixels and losses stay float32); auto is tf32 on CUDA, float32 "
-            "on CPU",
+            "on CPU (measured: see benchmarks/RESULTS.md)",
             choices=PRECISIONS,
         ),
     )
     compile: bool = field(
         default=False,
         metadata=_opt(
-            "compile the feature network with torch.compile, to fuse its operations: a "
-            "start-up of about a minute for each frame size (needs Triton on a GPU, a C++ "
-            "compiler on a CPU)"
+            "compile the feature network with torch.compile, to fuse its operations: the "
+            "compiling is a start-up cost paid again for each frame size (needs Triton on a "
+            "GPU, a C++ compiler on a CPU)"
         ),
     )
 
@@ -251,10 +258,10 @@ class OptimConfig:
         for name in ("first_iterations", "iterations", "patience", "passes"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name.replace('_', '-')} must be an integer >= 1, got {value}")
+                raise UsageError(f"{name.replace('_', '-')} must be an integer >= 1, got {value}")
         _check_positive("early-stop", self.early_stop, allow_zero=True)
         if not (math.isfinite(self.lr_decay) and 0 <= self.lr_decay <= 1):
-            raise ValueError(f"lr-decay must be between 0 and 1, got {self.lr_decay}")
+            raise UsageError(f"lr-decay must be between 0 and 1, got {self.lr_decay}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -326,34 +333,34 @@ class RenderConfig:
 
     def __post_init__(self) -> None:
         if not self.styles:
-            raise ValueError("at least one --style image is needed")
+            raise UsageError("at least one --style image is needed")
         blend = self.style.style_blend
         if blend is not None and len(blend) != len(self.styles):
-            raise ValueError(
+            raise UsageError(
                 f"--style-blend has {len(blend)} weights for {len(self.styles)} style images"
             )
         check_choice("device", self.device, DEVICES)
         if not isinstance(self.max_side, int) or self.max_side < 0:
-            raise ValueError(f"max-side must be an integer >= 0, got {self.max_side}")
+            raise UsageError(f"max-side must be an integer >= 0, got {self.max_side}")
         if 0 < self.max_side < 32:
-            raise ValueError(f"max-side must be at least 32 pixels, got {self.max_side}")
+            raise UsageError(f"max-side must be at least 32 pixels, got {self.max_side}")
         if self.optim.passes > 1 and self.style.temporal_weight == 0:
-            raise ValueError(
+            raise UsageError(
                 "--passes needs the temporal loss: it blends each frame with its neighbours "
                 "(set --temporal-weight > 0, or use one pass)"
             )
         if self.frames is not None and (self.start is not None or self.end is not None):
-            raise ValueError("use either --frames or --start/--end, not both")
+            raise UsageError("use either --frames or --start/--end, not both")
         if self.frames is not None:
             a, b = self.frames
             if a < 0 or (b is not None and b <= a):
-                raise ValueError(f"frame range {a}:{b} is empty or reversed (A:B needs 0 <= A < B)")
+                raise UsageError(f"frame range {a}:{b} is empty or reversed (A:B needs 0 <= A < B)")
         for name in ("start", "end"):
             value = getattr(self, name)
             if value is not None and (not math.isfinite(value) or value < 0):
-                raise ValueError(f"--{name} must be a time in seconds >= 0, got {value}")
+                raise UsageError(f"--{name} must be a time in seconds >= 0, got {value}")
         if self.start is not None and self.end is not None and self.end <= self.start:
-            raise ValueError(f"--end ({self.end}) must be after --start ({self.start})")
+            raise UsageError(f"--end ({self.end}) must be after --start ({self.start})")
 
     def default_output(self) -> Path:
         """``clip.ink.mp4`` next to the input (styles joined with ``+``)."""
@@ -366,10 +373,113 @@ class RenderConfig:
 
 
 def option_fields(cls: type) -> Iterator[dataclasses.Field[Any]]:
-    """The fields of a config class that are exposed as ``--flags``."""
+    """The fields of a config class that are exposed as ``--flags`` (and recipe keys)."""
     for f in dataclasses.fields(cls):
         if f.metadata.get("cli", True):
             yield f
+
+
+@dataclass(frozen=True)
+class FieldKind:
+    """How an option field's value is written: as a ``--flag`` string and as a TOML value.
+
+    Made by :func:`option_kind` from the field's type, for the CLI and the recipes alike, so
+    the two cannot read a field differently.
+    """
+
+    value_type: type
+    """``bool``, ``int``, ``float``, ``str`` or ``Path``; for ``tuple[X, ...]`` it is ``X``."""
+    many: bool
+    """``tuple[X, ...]``: several values, comma-separated on the command line, a TOML list."""
+    optional: bool
+    """``X | None``: None (the default) means unset."""
+    parse: Callable[[str], Any] | None
+    """Turns a ``--flag`` string into the value; None for a ``bool``: a flag without a value."""
+    metavar: str | None
+    """The value's name in ``--help``."""
+    what: str
+    """The value as a recipe error names it: "a whole number", "a list of numbers" ..."""
+
+    def from_toml(self, value: object, *, name: str, base: Path) -> Any:
+        """Check a TOML ``value`` and convert it to the field's type.
+
+        Integers are numbers too, but booleans are not; relative paths are taken from
+        ``base`` (the recipe's folder). Raises :class:`UsageError` naming ``name``.
+        """
+        allowed = _TOML_TYPES[self.value_type]
+        items = value if self.many and isinstance(value, list) else [value]
+        if (self.many and not isinstance(value, list)) or not all(
+            isinstance(v, allowed) and (self.value_type is bool or not isinstance(v, bool))
+            for v in items
+        ):
+            raise UsageError(f"{name} must be {self.what}, got {value!r}")
+        if self.value_type is Path:
+            return base / typing.cast(str, value)
+        converted = [self.value_type(v) for v in items]  # an int given for a float: 3 -> 3.0
+        return tuple(converted) if self.many else converted[0]
+
+
+# What a TOML value of each type may be: integers count as floats, paths are strings.
+_TOML_TYPES: dict[type, tuple[type, ...]] = {
+    bool: (bool,), int: (int,), float: (int, float), str: (str,), Path: (str,),
+}
+_WHAT = {bool: "true or false", int: "a whole number", float: "a number", str: "a string",
+         Path: "a path (a string)"}
+_PARSE: dict[type, Callable[[str], Any]] = {int: int, float: float, str: str, Path: Path}
+_METAVAR = {int: "N", float: "X", Path: "FILE"}
+# Lists: only of numbers, written "1,2,5" on the command line.
+_PARSE_MANY: dict[type, Callable[[str], Any]] = {int: parse_ints, float: parse_floats}
+_WHAT_MANY = {int: "a list of whole numbers", float: "a list of numbers"}
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    # The modules use postponed annotations: ``f.type`` is a string, the hints are real types.
+    return typing.get_type_hints(cls)
+
+
+def option_kind(cls: type, f: dataclasses.Field[Any]) -> FieldKind:
+    """How option field ``f`` of config class ``cls`` is given on the command line and in a
+    recipe, from its real type: ``bool``, ``int``, ``float``, ``str``, ``Path``,
+    ``tuple[int, ...]``, ``tuple[float, ...]``, each also ``| None``.
+
+    Raises:
+        TypeError: any other type. A new kind of option is taught here, once, for both the
+            command line and the recipes; it is never taken without a check.
+    """
+    hint = _type_hints(cls)[f.name]
+    optional = False
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        rest = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional = len(rest) < len(typing.get_args(hint))
+        hint = rest[0] if len(rest) == 1 else hint
+    many = typing.get_origin(hint) is tuple
+    if many:
+        args = typing.get_args(hint)
+        hint = args[0] if len(args) == 2 and args[1] is Ellipsis else None
+    known: dict[Any, Callable[[str], Any] | None] = (
+        dict(_PARSE_MANY) if many else {**_PARSE, bool: None}
+    )
+    if hint not in known:
+        raise TypeError(
+            f"{cls.__name__}.{f.name}: an option of type {_type_hints(cls)[f.name]} cannot be "
+            "read from the command line or a recipe; teach vidstyle.config.option_kind how"
+        )
+    metavar = f.metadata.get("metavar")
+    if metavar is None and "choices" in f.metadata:
+        metavar = "{" + ",".join(f.metadata["choices"]) + "}"
+    elif metavar is None and many:
+        metavar = f"{_METAVAR[hint]}1,{_METAVAR[hint]}2"
+    elif metavar is None:
+        metavar = "DIR" if hint is Path and f.name.endswith("_dir") else _METAVAR.get(hint)
+    return FieldKind(
+        value_type=hint,
+        many=many,
+        optional=optional,
+        parse=known[hint],
+        metavar=metavar,
+        what=_WHAT_MANY[hint] if many else _WHAT[hint],
+    )
 
 
 def parse_frame_range(text: str) -> tuple[int, int | None]:
@@ -381,9 +491,9 @@ def parse_frame_range(text: str) -> tuple[int, int | None]:
         start = int(head) if head.strip() else 0
         stop = int(tail) if tail.strip() else None
     except ValueError:
-        raise ValueError(
+        raise UsageError(
             f"frame range must look like A:B (for example 0:48), got {text!r}"
         ) from None
     if start < 0 or (stop is not None and stop <= start):
-        raise ValueError(f"frame range {text!r} is empty or reversed (A:B needs 0 <= A < B)")
+        raise UsageError(f"frame range {text!r} is empty or reversed (A:B needs 0 <= A < B)")
     return start, stop

@@ -2,16 +2,27 @@
 
 The CLI turns each into one line on stderr and a distinct exit code (``exit_code``), so
 scripts can tell a bad input from a missing weights file from an interrupted render.
-Bad *arguments* to library functions raise :class:`ValueError` as usual.
+Settings a user gave that cannot work (a flag, a recipe, a config field) raise
+:class:`UsageError`, which is also a :class:`ValueError`. Bad arguments from code that calls
+a library function (a tensor of the wrong shape) raise a plain :class:`ValueError`. Any
+exception other than a :class:`VidstyleError` reaching the CLI is a bug in vidstyle and is
+reported as one, never as the user's mistake.
 """
 
 from __future__ import annotations
 
 
 class VidstyleError(Exception):
-    """Base class. ``exit_code`` is what the CLI exits with."""
+    """Base class, raised only as one of the subclasses below. ``exit_code`` is what the CLI
+    exits with: each subclass has its own (see the table in :mod:`vidstyle.cli`)."""
 
     exit_code = 1
+
+
+class UsageError(VidstyleError, ValueError):
+    """A setting the user gave cannot work: a bad flag value, recipe key or config field."""
+
+    exit_code = 2
 
 
 class InputError(VidstyleError):

