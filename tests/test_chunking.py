@@ -100,7 +100,7 @@ def test_scan_finds_the_shot_cut_of_a_real_clip(tmp_path: Path, styles: list[Pat
     assert indices == list(range(16)) and times[1] == pytest.approx(1 / 24)
     cuts = shot_cuts(diffs)
     assert cuts == [9]
-    plan = plan_chunks(16, 2, cuts=cuts)
+    plan = plan_chunks(16, 2, cuts=cuts, min_length=7)
     assert plan[1] == Chunk(9, 16, 9, seam=False)
 
 

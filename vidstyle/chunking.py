@@ -22,7 +22,7 @@ from vidstyle.errors import InputError
 
 DEFAULT_PREROLL = 8
 """Frames rendered before a chunk's first kept frame, to establish its temporal chain."""
-DEFAULT_SEAM_WINDOW = 6
+DEFAULT_SEAM_WINDOW = 10
 """Frames after each seam optimized again with temporal terms toward both neighbours."""
 
 

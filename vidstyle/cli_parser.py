@@ -27,7 +27,7 @@ from vidstyle.errors import UsageError
 # Plain numbers, not an import of the chunked renderer: `--help` stays fast (a test checks
 # that they are the library's).
 DEFAULT_PREROLL = 8
-DEFAULT_SEAM_WINDOW = 6
+DEFAULT_SEAM_WINDOW = 10
 
 # RenderConfig fields that mean nothing to a preview (hidden from its help, refused if given).
 NOT_FOR_PREVIEW = ("resume", "keep_partial")
