@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import vidstyle.pipeline as pipeline
+import vidstyle.temporal as temporal
 from vidstyle.config import OptimConfig, RenderConfig, StyleConfig
 from vidstyle.errors import Interrupted
 from vidstyle.io import iter_frames
@@ -177,8 +178,8 @@ def test_a_fast_object_the_flow_misses_stays_in_the_painting(
         return float(np.abs(square - plain).max()), float(np.abs(start - plain).max())
 
     shown, trail = contrasts()
-    monkeypatch.setattr(pipeline, "agreement_mask",
-                        lambda image, seen: torch.ones_like(seen[:, :1]))
+    monkeypatch.setattr(temporal, "agreement_mask",
+                        lambda image, seen, threshold: torch.ones_like(seen[:, :1]))
     hidden, ghost = contrasts()  # Ruder's check alone
     assert shown > 2 * hidden, (shown, hidden)  # the square is painted, not painted over
     assert ghost > 2 * trail, (ghost, trail)  # and leaves no copy where it was
