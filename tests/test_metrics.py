@@ -202,6 +202,34 @@ def test_cli_table_and_plot(
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_cli_measures_along_the_flow_it_is_given(
+    tiny_clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--flow`` picks the estimator: the errors differ between estimators, an identical output
+    still scores 1.0 along any of them, and an unknown name is a usage error."""
+    rng = np.random.default_rng(3)
+    shaky = tmp_path / "shaky.mp4"
+    info = probe(tiny_clip)
+    with VideoWriter(shaky, width=96, height=64, rate=info.rate,
+                     time_base=info.time_base) as writer:
+        for frame in iter_frames(tiny_clip):
+            noisy = frame.image.astype(np.int16) + rng.integers(-20, 21, frame.image.shape)
+            writer.write(np.clip(noisy, 0, 255).astype(np.uint8), frame.time)
+    errors = {}
+    for flow in ("dis-medium", "deepflow"):
+        assert main(["metrics", str(tiny_clip), str(tiny_clip), "--json", "--flow", flow,
+                     "-q"]) == 0
+        assert json.loads(capsys.readouterr().out)["flicker_ratio"] == pytest.approx(1.0)
+        assert main(["metrics", str(tiny_clip), str(shaky), "--json", "--flow", flow,
+                     "-q"]) == 0
+        errors[flow] = json.loads(capsys.readouterr().out)["warping_error_input"]
+    assert errors["dis-medium"] != errors["deepflow"]
+    with pytest.raises(SystemExit) as info_exit:
+        main(["metrics", str(tiny_clip), str(tiny_clip), "--flow", "dis-fast"])
+    assert info_exit.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
 def test_cli_errors_have_exit_codes(
     tiny_clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -129,6 +129,7 @@ def test_later_passes_also_look_ten_frames_back_without_long_term(
     monkeypatch.setattr(pipeline, "_stylize_frame", spy)
     render(RenderConfig(
         input=clip, styles=(styles[0],), output=tmp_path / "o.mp4", max_side=64,
+        style=StyleConfig(long_term=(1,)),
         optim=OptimConfig(first_iterations=2, iterations=1, early_stop=0, passes=2),
     ))
     first = [n for later, n in seen if not later]

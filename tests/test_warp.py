@@ -6,6 +6,7 @@ import torch
 from vidstyle.warp import (
     agreement_mask,
     consistency_mask,
+    occlusion_mask,
     warp,
 )
 
@@ -76,6 +77,21 @@ def test_mask_is_zero_on_synthetic_occlusion() -> None:
     assert mask[2:10, 2:10].min() == 1, "static background is consistent"
 
 
+def test_occlusion_mask_is_the_forward_backward_test_alone() -> None:
+    h = w = 40
+    backward = torch.zeros(1, 2, h, w)
+    forward = torch.zeros(1, 2, h, w)
+    backward[:, 0, 15:25, 20:30] = -5.0
+    forward[:, 0, 15:25, 15:25] = 5.0
+    mask = occlusion_mask(backward, forward)[0, 0]
+    assert mask[15:25, 16:19].max() == 0, "the disoccluded strip"
+    assert mask[17:23, 22:28].min() == 1 and mask[2:10, 2:10].min() == 1
+    # Neither the motion-boundary test nor the frame's edge: a pure shift passes everywhere.
+    shift = torch.zeros(1, 2, h, w)
+    shift[:, 0] = 2.0
+    assert occlusion_mask(shift, -shift).min() == 1
+
+
 def test_mask_is_zero_on_motion_boundary() -> None:
     flow = torch.zeros(1, 2, 16, 16)
     flow[:, 0, :, 8:] = 3.0
@@ -117,3 +133,4 @@ def test_agreement_mask_forgives_an_edge_a_pixel_off() -> None:
     shifted = torch.zeros(1, 3, 6, 10)
     shifted[..., 6:] = 1.0  # the same edge one pixel to the right
     assert torch.equal(agreement_mask(image, shifted), torch.ones(1, 1, 6, 10))
+

@@ -232,6 +232,7 @@ def _batch_summary(jobs: int, failed: int) -> int:
 def _cmd_metrics(args: argparse.Namespace) -> int:
     import json
 
+    from vidstyle.flow import make_flow
     from vidstyle.metrics import check_plot_path, format_report, measure, plot_report
     from vidstyle.pipeline import resolve_device
 
@@ -246,7 +247,8 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
         report = measure(
             args.input, args.output, start_index=args.start, long_range=args.long_range,
             style=args.style, backbone=args.backbone, style_scale=args.style_scale,
-            every=args.every, device=device, progress=bar,
+            every=args.every, device=device, estimator=make_flow(args.flow, device),
+            progress=bar,
         )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))

@@ -15,6 +15,7 @@ from typing import Any
 
 from vidstyle import __version__
 from vidstyle.config import (
+    FLOW_METHODS,
     FlowConfig,
     OptimConfig,
     RenderConfig,
@@ -287,6 +288,13 @@ def _add_metrics(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     metrics.add_argument("--every", type=int, default=1, metavar="N",
                          help="style and content losses on every N-th frame only, for speed "
                          "(default: 1)")
+    metrics.add_argument(
+        "--flow", default="dis-medium", choices=FLOW_METHODS,
+        help="the optical flow the error is measured along (default: dis-medium, the "
+        "yardstick of the published figures). A render is blind to the errors of its own "
+        "flow, and so is a yardstick sharing it: deepflow, a different algorithm, measures "
+        "a render along motion it did not use (slower)",
+    )
     metrics.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                          help="where flow warping and the backbone run (default: auto)")
     metrics.add_argument("--json", action="store_true",

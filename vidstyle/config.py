@@ -24,7 +24,7 @@ from typing import Any
 from vidstyle.errors import UsageError
 
 BACKBONES = ("efficientnet-lite0", "vgg19")
-FLOW_METHODS = ("dis", "raft")
+FLOW_METHODS = ("dis", "dis-medium", "deepflow", "raft")
 OPTIMIZERS = ("adam", "lbfgs")
 DEVICES = ("auto", "cpu", "cuda")
 INITS = ("prev-warped", "content", "random")
@@ -105,8 +105,10 @@ class StyleConfig:
     )
     temporal_weight: float = field(
         # The steadiest weight whose stylization stays close to the most stylized setting's:
-        # lower weights flicker more, higher ones give up texture (measured: the sweep of
-        # benchmarks/temporal.py, see benchmarks/RESULTS.md).
+        # lower weights flicker more, higher ones give up texture. Along the true motion of
+        # benchmarks/truth.py's scenes 1e6 drifts far less, but each frame starts from a
+        # bilinear warp of the last and a hold that strong keeps the blur: the strokes fade
+        # and the style loss rises by a half (see benchmarks/RESULTS.md, 2026-12-02).
         default=1e5,
         metadata=_opt(
             "how strongly each frame follows the previous stylized frame along the motion; "
@@ -115,7 +117,10 @@ class StyleConfig:
         ),
     )
     long_term: tuple[int, ...] = field(
-        default=(1,),
+        # On by default since the true-motion scenes measured it: a chain of consecutive
+        # flows lets the painting slide, one direct flow ten frames back does not, for a few
+        # optical flows per frame (see benchmarks/RESULTS.md, 2026-12-02).
+        default=(1, 2, 5, 10),
         metadata=_opt(
             "hold each frame to the stylized frames this many frames back (for example "
             "1,2,5,10), each pixel to the closest one in which it was visible: a region "
@@ -271,8 +276,9 @@ class FlowConfig:
     flow: str = field(
         default="dis",
         metadata=_opt(
-            "optical flow: dis (OpenCV, CPU) or raft (torchvision RAFT-small; best on a GPU, "
-            "weights downloaded once)",
+            "optical flow: dis (OpenCV DIS refined to full resolution, edges filled; CPU), "
+            "dis-medium (OpenCV's medium preset: faster, coarser), deepflow (OpenCV DeepFlow: "
+            "slow) or raft (torchvision RAFT-small; best on a GPU, weights downloaded once)",
             choices=FLOW_METHODS,
         ),
     )

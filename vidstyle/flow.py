@@ -1,13 +1,25 @@
-"""Optical flow between consecutive *input* frames, both directions.
+"""Optical flow between *input* frames, both directions.
 
 Flows are returned as ``(1, 2, H, W)`` float32 tensors in pixels, ``(dx, dy)``:
 ``flow(a, b)[p]`` points from pixel ``p`` of ``a`` to where it is in ``b``, so that
 ``warp(b, flow(a, b)) ~= a`` (see :mod:`vidstyle.warp`).
+
+The estimators, by name (:data:`vidstyle.config.FLOW_METHODS`):
+
+* ``dis`` (the default): OpenCV's DIS, refined down to full resolution, with the pixels where
+  the two directions disagree filled from their neighbours along the image's edges.
+* ``dis-medium``: OpenCV's DIS medium preset, the flow of earlier releases: faster, coarser.
+* ``deepflow``: OpenCV's DeepFlow, a different algorithm from DIS; slower, and there to measure
+  a render with a flow it did not use (``vidstyle metrics --flow deepflow``).
+* ``raft``: torchvision's RAFT-small, meant for a GPU.
+
+How each was chosen, on scenes whose motion is known exactly: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import math
+from typing import Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -17,6 +29,11 @@ from torch import Tensor
 
 from vidstyle.config import FLOW_METHODS, check_choice
 from vidstyle.hub import load_into
+from vidstyle.warp import occlusion_mask
+
+# The refined DIS works at full resolution up to this long side and halves the finest level
+# above it, so that its cost grows with the frame no faster than the optimizer's does.
+FINEST_SIDE = 640
 
 
 class FlowEstimator(Protocol):
@@ -25,26 +42,118 @@ class FlowEstimator(Protocol):
         ...
 
 
-class DISFlow:
-    """OpenCV's DIS optical flow on the CPU (medium preset).
+@runtime_checkable
+class PairFlowEstimator(FlowEstimator, Protocol):
+    """An estimator that improves a pair of flows once it has both directions."""
 
-    The medium preset is OpenCV's documented balance of accuracy and speed; its cost per pair
-    is small next to one frame's optimization (measured: see "Stage overlap" in
-    benchmarks/RESULTS.md).
+    def pair(self, a: np.ndarray, b: np.ndarray) -> tuple[Tensor, Tensor]:
+        """``(flow a -> b, flow b -> a)``, each ``(1, 2, H, W)``."""
+        ...
+
+
+def _gray(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+def _tensor(flow: np.ndarray, device: torch.device) -> Tensor:
+    """``(H, W, 2)`` float32 -> ``(1, 2, H, W)`` on ``device``."""
+    return torch.from_numpy(np.ascontiguousarray(flow)).permute(2, 0, 1)[None].to(device)
+
+
+def finest_scale(height: int, width: int) -> int:
+    """The refined DIS's finest pyramid level for a ``height x width`` frame: 0 (full
+    resolution) up to :data:`FINEST_SIDE`, one level coarser per doubling above it."""
+    return max(0, math.ceil(math.log2(max(height, width) / FINEST_SIDE)))
+
+
+def fill_rejected(
+    flow: Tensor, reverse: Tensor, guide: np.ndarray, *, smoothness: float = 500.0,
+    sigma_color: float = 5.0,
+) -> Tensor:
+    """``flow`` with the pixels that fail the forward-backward check replaced by an edge-aware
+    fill from the pixels that pass.
+
+    Args:
+        flow: ``(1, 2, H, W)`` pixels, out of the frame ``guide``.
+        reverse: ``(1, 2, H, W)``, the flow back.
+        guide: that frame, ``(H, W, 3)`` uint8; the fill does not cross its edges.
+        smoothness, sigma_color: the ``lambda`` and ``sigma_color`` of OpenCV's fast global
+            smoother (``cv2.ximgproc.fastGlobalSmootherFilter``), chosen on the true-motion
+            scenes.
+
+    Returns:
+        ``(1, 2, H, W)``: ``flow`` where it passes, the fill elsewhere.
+
+    Why: DIS spreads a moving object's motion a few pixels into the background beside it, so
+    the background there was dragged along with the object and repainted afterwards. The two
+    directions disagree on those pixels; their neighbours on the same side of the image's
+    edge have the right motion. The fill is normalized (a smoothed flow over a smoothed mask)
+    so that rejected pixels contribute nothing. Pixels the check still rejects afterwards
+    (true occlusions) remain untrusted by the render's masks.
+    """
+    keep = occlusion_mask(flow, reverse)[0, 0].cpu().numpy()
+    if keep.all() or not keep.any():
+        return flow
+    values = flow[0].cpu().numpy()
+    smooth = cv2.ximgproc.fastGlobalSmootherFilter
+    weight = smooth(guide, keep, smoothness, sigma_color)
+    filled = np.stack([smooth(guide, np.ascontiguousarray(v * keep), smoothness, sigma_color)
+                       for v in values]) / np.maximum(weight, 1e-6)
+    out = np.where(keep > 0, values, filled).astype(np.float32)
+    return torch.from_numpy(out)[None].to(flow.device)
+
+
+class DISFlow:
+    """OpenCV's DIS optical flow on the CPU.
+
+    ``preset="fine"`` (the default) refines DIS down to the finest level
+    :func:`finest_scale` allows, with a denser patch grid (stride 2), 10 variational
+    refinement iterations and a smoother field (alpha 40), and :meth:`pair` fills the pixels
+    where the two directions disagree (:func:`fill_rejected`). ``preset="medium"`` is
+    OpenCV's medium preset as it is, without the fill. Where we differ from OpenCV's presets:
+    on scenes with known motion the medium preset's error was several times the fine one's,
+    mostly along moving objects' edges, and the fine one costs little next to a frame's
+    optimization (figures: benchmarks/RESULTS.md).
     """
 
-    def __init__(self, device: torch.device | str = "cpu") -> None:
+    def __init__(self, device: torch.device | str = "cpu", *, preset: str = "fine") -> None:
+        check_choice("DIS preset", preset, ("fine", "medium"))
         self.device = torch.device(device)
+        self.preset = preset
         # The cv2 stubs lack the module-level factory (it exists at run time).
         self._dis = cv2.DISOpticalFlow_create(  # type: ignore[attr-defined]
             cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
         )
+        if preset == "fine":
+            self._dis.setPatchStride(2)
+            self._dis.setVariationalRefinementIterations(10)
+            self._dis.setVariationalRefinementAlpha(40.0)
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> Tensor:
-        ga = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)
-        gb = cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)
-        flow = self._dis.calc(ga, gb, None)  # (H, W, 2) float32
-        return torch.from_numpy(flow).permute(2, 0, 1)[None].to(self.device)
+        if self.preset == "fine":
+            self._dis.setFinestScale(finest_scale(*a.shape[:2]))
+        return _tensor(self._dis.calc(_gray(a), _gray(b), None), self.device)
+
+    def pair(self, a: np.ndarray, b: np.ndarray) -> tuple[Tensor, Tensor]:
+        ab, ba = self(a, b), self(b, a)
+        if self.preset != "fine":
+            return ab, ba
+        # Both fills from the raw pair, so neither sees the other's filled pixels.
+        return fill_rejected(ab, ba, a), fill_rejected(ba, ab, b)
+
+
+class DeepFlow:
+    """OpenCV's DeepFlow (Weinzaepfel et al. 2013) on the CPU: an estimator independent of
+    DIS, to measure renders with a flow they did not use."""
+
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+        self._flow = cv2.optflow.createOptFlow_DeepFlow()
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> Tensor:
+        # OpenCV allocates the output for None; the stubs do not say so.
+        flow = self._flow.calc(_gray(a), _gray(b), None)  # type: ignore[call-overload]
+        return _tensor(flow, self.device)
 
 
 class RaftFlow:
@@ -83,11 +192,13 @@ class RaftFlow:
 
 
 def make_flow(method: str, device: torch.device | str = "cpu") -> FlowEstimator:
-    """The estimator for ``method`` (``"dis"`` or ``"raft"``)."""
+    """The estimator named ``method`` (one of :data:`vidstyle.config.FLOW_METHODS`)."""
     check_choice("flow method", method, FLOW_METHODS)
     if method == "raft":
         return RaftFlow(device)
-    return DISFlow(device)
+    if method == "deepflow":
+        return DeepFlow(device)
+    return DISFlow(device, preset="medium" if method == "dis-medium" else "fine")
 
 
 def flow_pair(estimator: FlowEstimator, prev: np.ndarray, cur: np.ndarray) -> tuple[Tensor, Tensor]:
@@ -96,4 +207,6 @@ def flow_pair(estimator: FlowEstimator, prev: np.ndarray, cur: np.ndarray) -> tu
     The backward flow warps the previous stylized frame onto the current one; the forward
     flow is its partner in the consistency check.
     """
+    if isinstance(estimator, PairFlowEstimator):
+        return estimator.pair(cur, prev)
     return estimator(cur, prev), estimator(prev, cur)

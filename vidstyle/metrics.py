@@ -32,7 +32,7 @@ from torch import Tensor
 
 from vidstyle.config import BACKBONES, OptimConfig, StyleConfig, check_choice
 from vidstyle.errors import InputError
-from vidstyle.flow import DISFlow, FlowEstimator
+from vidstyle.flow import DISFlow, FlowEstimator, flow_pair
 from vidstyle.io import Frame, iter_frames
 from vidstyle.io.images import to_tensor
 from vidstyle.report import check_plot_path, format_report, plot_report
@@ -306,7 +306,11 @@ def measure(
         style: the style image; None skips the stylization numbers (and the backbone).
         backbone, style_scale: as in the render, so the losses match what the optimizer saw.
         every: measure the style and content losses on every ``every``-th output frame.
-        estimator: flow ``(a, b) -> (1, 2, H, W)``; OpenCV DIS on ``device`` by default.
+        estimator: flow ``(a, b) -> (1, 2, H, W)`` (see :mod:`vidstyle.flow`); by default
+            OpenCV DIS's medium preset, the yardstick of every figure in
+            benchmarks/RESULTS.md. It shares its algorithm with the render's default flow, so
+            it is blind to some of that flow's errors: ``make_flow("deepflow")`` measures with
+            an estimator the render did not use.
         progress: called with the number of output frames measured so far.
 
     Raises:
@@ -343,7 +347,7 @@ def measure(
                 style, backbone=backbone, style_scale=style_scale,
                 frame_size=(height, width), device=device,
             )
-        flow_of: FlowEstimator = estimator or DISFlow(device)
+        flow_of: FlowEstimator = estimator or DISFlow(device, preset="medium")
 
         # (input image for the flow, output tensor, input tensor), newest last.
         ring: deque[tuple[np.ndarray, Tensor, Tensor]] = deque(maxlen=max(k, 1) + 1)
@@ -358,8 +362,8 @@ def measure(
 
         def errors(earlier: tuple[np.ndarray, Tensor, Tensor],
                    later: tuple[np.ndarray, Tensor, Tensor]) -> tuple[float, float]:
-            flow = flow_of(earlier[0], later[0])  # t -> t+n on the input, as Lai et al.
-            reverse = flow_of(later[0], earlier[0])
+            # t -> t+n on the input, as Lai et al., and its partner for the mask.
+            flow, reverse = flow_pair(flow_of, later[0], earlier[0])
             mask = consistency_mask(flow, reverse)
             err = _masked_errors(
                 torch.cat((earlier[1], earlier[2])), torch.cat((later[1], later[2])), flow, mask

@@ -60,6 +60,25 @@ def warp(image: Tensor, flow: Tensor, *, mode: str = "bilinear") -> Tensor:
     return F.grid_sample(image, grid, mode=mode, padding_mode="border", align_corners=True)
 
 
+def occlusion_mask(flow: Tensor, reverse_flow: Tensor) -> Tensor:
+    """Ruder et al.'s forward-backward check alone: 1 where ``flow`` and ``reverse_flow`` agree,
+    ``|w + w~|^2 <= 0.01 (|w|^2 + |w~|^2) + 0.5`` with ``w~`` the reverse flow sampled at the
+    displaced point ``p + w(p)``; 0 where they disagree (an occlusion, or a wrong flow).
+
+    Args:
+        flow, reverse_flow: ``(B, 2, H, W)`` pixels.
+
+    Returns:
+        ``(B, 1, H, W)`` float in {0, 1}.
+    """
+    _check("flow", flow, 2)
+    _check("reverse_flow", reverse_flow, 2)
+    back = warp(reverse_flow, flow)
+    sum_sq = (flow + back).square().sum(1, keepdim=True)
+    mag_sq = flow.square().sum(1, keepdim=True) + back.square().sum(1, keepdim=True)
+    return (sum_sq <= 0.01 * mag_sq + 0.5).to(flow.dtype)
+
+
 def consistency_mask(flow: Tensor, reverse_flow: Tensor, *, boundaries: bool = True) -> Tensor:
     """Ruder et al.'s per-pixel weight: 1 where ``flow`` can be trusted, 0 elsewhere.
 
@@ -84,12 +103,7 @@ def consistency_mask(flow: Tensor, reverse_flow: Tensor, *, boundaries: bool = T
         a soft edge lets a little of a smeared boundary into the loss, and the hard mask is
         the one the warping-error metric uses, so loss and measurement agree.
     """
-    _check("flow", flow, 2)
-    _check("reverse_flow", reverse_flow, 2)
-    back = warp(reverse_flow, flow)
-    sum_sq = (flow + back).square().sum(1, keepdim=True)
-    mag_sq = flow.square().sum(1, keepdim=True) + back.square().sum(1, keepdim=True)
-    occluded = sum_sq > 0.01 * mag_sq + 0.5
+    occluded = occlusion_mask(flow, reverse_flow) == 0
 
     _, _, h, w = flow.shape
     pos = _base_grid(h, w, flow) + flow
