@@ -108,7 +108,8 @@ class StyleConfig:
         # lower weights flicker more, higher ones give up texture. Along the true motion of
         # benchmarks/truth.py's scenes 1e6 drifts far less, but each frame starts from a
         # bilinear warp of the last and a hold that strong keeps the blur: the strokes fade
-        # and the style loss rises by a half (see benchmarks/RESULTS.md, 2026-12-02).
+        # and the style loss rises (slow pan 0.061 to 0.106; see benchmarks/RESULTS.md,
+        # 2026-12-02).
         default=1e5,
         metadata=_opt(
             "how strongly each frame follows the previous stylized frame along the motion; "

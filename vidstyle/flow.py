@@ -112,8 +112,9 @@ class DISFlow:
     where the two directions disagree (:func:`fill_rejected`). ``preset="medium"`` is
     OpenCV's medium preset as it is, without the fill. Where we differ from OpenCV's presets:
     on scenes with known motion the medium preset's error was several times the fine one's,
-    mostly along moving objects' edges, and the fine one costs little next to a frame's
-    optimization (figures: benchmarks/RESULTS.md).
+    mostly along moving objects' edges. The fine one costs several times more per pair,
+    which a render with long-term references pays once per reference (figures:
+    benchmarks/RESULTS.md).
     """
 
     def __init__(self, device: torch.device | str = "cpu", *, preset: str = "fine") -> None:
