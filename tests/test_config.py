@@ -264,7 +264,7 @@ def test_check_choice_accepts_member() -> None:
 
 
 def test_style_blend_parsing_and_validation() -> None:
-    from vidstyle.config import parse_floats
+    from vidstyle.options import parse_floats
 
     assert parse_floats("0.7,0.3") == (0.7, 0.3)
     with pytest.raises(ValueError, match="commas"):
@@ -279,7 +279,7 @@ def test_style_blend_parsing_and_validation() -> None:
 
 
 def test_long_term_offsets_parsing_and_validation() -> None:
-    from vidstyle.config import parse_ints
+    from vidstyle.options import parse_ints
 
     assert parse_ints("1,2,5,10") == (1, 2, 5, 10)
     with pytest.raises(ValueError, match="whole numbers"):
@@ -307,8 +307,8 @@ def test_passes_need_the_temporal_loss_and_lr_decay_is_a_fraction() -> None:
 
 def test_every_refusal_is_a_usage_error() -> None:
     """Settings that cannot work raise UsageError (exit 2 in the CLI), still a ValueError."""
-    from vidstyle.config import parse_floats, parse_ints
     from vidstyle.errors import UsageError
+    from vidstyle.options import parse_floats, parse_ints
 
     refusals = [
         lambda: check_choice("thing", "c", ("a", "b")),
@@ -355,7 +355,7 @@ class Every:
 
 
 def kind_of(cls: type, name: str):  # type: ignore[no-untyped-def]
-    from vidstyle.config import option_kind
+    from vidstyle.options import option_kind
 
     [f] = [f for f in dataclasses.fields(cls) if f.name == name]
     return option_kind(cls, f)
@@ -451,7 +451,7 @@ def test_option_of_an_unknown_type_is_refused_loudly(cls: type, name: str) -> No
 
 
 def test_every_option_field_of_the_configs_has_a_kind() -> None:
-    from vidstyle.config import option_fields, option_kind
+    from vidstyle.options import option_fields, option_kind
 
     for cls in (RenderConfig, StyleConfig, OptimConfig, FlowConfig):
         for f in option_fields(cls):

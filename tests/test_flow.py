@@ -11,10 +11,12 @@ from vidstyle.flow import (
     DeepFlow,
     DISFlow,
     RaftFlow,
+    ReferenceFlows,
     fill_rejected,
     finest_scale,
     flow_pair,
     make_flow,
+    reference_flows,
 )
 from vidstyle.samples import render_scene_frame
 from vidstyle.warp import occlusion_mask, warp
@@ -101,6 +103,37 @@ def test_fill_leaves_a_consistent_pair_alone() -> None:
     flow = torch.full((1, 2, 16, 16), 0.0)
     guide = np.zeros((16, 16, 3), np.uint8)
     assert fill_rejected(flow, -flow, guide) is flow
+
+
+def test_far_references_get_their_own_estimator() -> None:
+    calls: list[str] = []
+
+    def named(name: str):  # type: ignore[no-untyped-def]
+        def estimate(a: np.ndarray, b: np.ndarray) -> torch.Tensor:
+            calls.append(name)
+            return torch.zeros(1, 2, *a.shape[:2])
+        return estimate
+
+    flows = ReferenceFlows(named("near"), named("far"))
+    prev, cur = _shift_pair()
+    flows.pair(prev, cur)
+    flows.pair(prev, cur, 1)
+    flows.pair(prev, cur, -1)  # a later neighbour, as a seam or a backward pass has
+    assert calls == ["near"] * 6
+    calls.clear()
+    flows.pair(prev, cur, 2)
+    flows.pair(prev, cur, -10)
+    assert calls == ["far"] * 4
+
+
+def test_reference_flows_names_both_estimators() -> None:
+    mixed = reference_flows("dis", "dis-medium")
+    assert mixed.near.preset == "fine" and mixed.far.preset == "medium"  # type: ignore[attr-defined]
+    for far in ("same", "dis"):
+        same = reference_flows("dis", far)
+        assert same.far is same.near
+    with pytest.raises(ValueError, match="unknown flow method"):
+        reference_flows("dis", "rafts")
 
 
 def test_make_flow_rejects_unknown_method() -> None:

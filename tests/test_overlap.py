@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import vidstyle.pipeline as pipeline
+import vidstyle.flow as flow
 from vidstyle.config import OptimConfig, RenderConfig, StyleConfig
 from vidstyle.overlap import ahead
 from vidstyle.pipeline import render
@@ -89,13 +89,13 @@ def test_render_with_overlap_gives_the_same_frames(
         optim=OptimConfig(first_iterations=6, iterations=3, early_stop=0),
     )
     threads: list[str] = []
-    original = pipeline.flow_pair
+    original = flow.flow_pair
 
     def flow_pair(*args: object) -> object:
         threads.append(threading.current_thread().name)
         return original(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pipeline, "flow_pair", flow_pair)
+    monkeypatch.setattr(flow, "flow_pair", flow_pair)
     together = render(cfg, overlap=True)
     assert threads and set(threads) == {"vidstyle-ahead"}
     threads.clear()

@@ -10,10 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import vidstyle.flow as flow
 import vidstyle.pipeline as pipeline
 import vidstyle.temporal as temporal
 from vidstyle.config import OptimConfig, RenderConfig, StyleConfig
 from vidstyle.errors import Interrupted
+from vidstyle.flow import ReferenceFlows
 from vidstyle.io import iter_frames
 from vidstyle.pipeline import Progress, render
 from vidstyle.samples import make_clip
@@ -163,7 +165,8 @@ def test_a_fast_object_the_flow_misses_stays_in_the_painting(
     def still(a: np.ndarray, b: np.ndarray) -> torch.Tensor:
         return torch.zeros(1, 2, a.shape[0], a.shape[1])  # sees no motion at all
 
-    monkeypatch.setattr(pipeline, "make_flow", lambda name, device: still)
+    monkeypatch.setattr(pipeline, "reference_flows",
+                        lambda near, far, device: ReferenceFlows(still))
 
     def contrasts() -> tuple[float, float]:
         """How far the last frame's square, and the place the square started from, are from
@@ -216,7 +219,7 @@ def test_a_motion_boundary_the_images_agree_with_is_held_to_the_painting(
         backward[:, 0, :, 32:] = 3.0  # a step in the flow at column 32
         return backward, -backward  # forward and backward agree: only the step is in question
 
-    monkeypatch.setattr(pipeline, "flow_pair", pair)
+    monkeypatch.setattr(flow, "flow_pair", pair)
     debug = tmp_path / "debug"
     render(RenderConfig(
         input=clip, styles=(styles[0],), output=tmp_path / "o.mp4", debug_dir=debug,

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from vidstyle.config import OptimConfig
-from vidstyle.flow import DISFlow
+from vidstyle.flow import DISFlow, ReferenceFlows
 from vidstyle.seams import reconcile_seam, seam_optim, seam_weight
 
 
@@ -44,7 +44,8 @@ def test_a_seam_window_passes_from_the_earlier_chain_to_the_later_one() -> None:
     inputs = {i: scene for i in range(start - 1, start + window + 1)}
     dark, light = np.full_like(scene, 40), np.full_like(scene, 200)
     frames = reconcile_seam(
-        _Start(), DISFlow(), torch.device("cpu"), start=start, window=window, inputs=inputs,  # type: ignore[arg-type]
+        _Start(), ReferenceFlows(DISFlow()), torch.device("cpu"),  # type: ignore[arg-type]
+        start=start, window=window, inputs=inputs,
         behind={start - 1: dark}, ahead={i: light for i in range(start, start + window + 1)},
         iterations=1,
     )
@@ -56,6 +57,6 @@ def test_a_seam_window_passes_from_the_earlier_chain_to_the_later_one() -> None:
 def test_a_seam_window_needs_its_frames() -> None:
     scene = np.zeros((8, 8, 3), np.uint8)
     with pytest.raises(ValueError, match="needs the input frames"):
-        reconcile_seam(_Start(), DISFlow(), torch.device("cpu"), start=5, window=2,  # type: ignore[arg-type]
+        reconcile_seam(_Start(), ReferenceFlows(DISFlow()), torch.device("cpu"), start=5, window=2,  # type: ignore[arg-type]
                        inputs={4: scene, 5: scene}, behind={4: scene}, ahead={5: scene},
                        iterations=1)

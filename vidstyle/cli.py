@@ -40,10 +40,10 @@ from vidstyle.config import (
     OptimConfig,
     RenderConfig,
     StyleConfig,
-    option_fields,
     parse_frame_range,
 )
 from vidstyle.errors import Interrupted, OutputError, UsageError, VidstyleError
+from vidstyle.options import option_fields
 
 __all__ = [
     "DEFAULT_PREROLL",

@@ -1,7 +1,7 @@
 """The command line's argument parser: every command, flag, default and help text.
 
 The render options are not listed here: one ``--flag`` is made per option field of the config
-dataclasses (:mod:`vidstyle.config`), read the way :func:`~vidstyle.config.option_kind` says,
+dataclasses (:mod:`vidstyle.config`), read the way :func:`~vidstyle.options.option_kind` says,
 with the field's default and help, so the command line cannot drift from the library.
 """
 
@@ -20,10 +20,9 @@ from vidstyle.config import (
     OptimConfig,
     RenderConfig,
     StyleConfig,
-    option_fields,
-    option_kind,
 )
 from vidstyle.errors import UsageError
+from vidstyle.options import option_fields, option_kind
 
 # Plain numbers, not an import of the chunked renderer: `--help` stays fast (a test checks
 # that they are the library's).
@@ -87,7 +86,7 @@ def _add_fields(group: argparse._ArgumentGroup, cls: type) -> None:
     argparse's own default is None, so only flags the user gave override the dataclass.
 
     Raises:
-        TypeError: a field of a type :func:`~vidstyle.config.option_kind` cannot read.
+        TypeError: a field of a type :func:`~vidstyle.options.option_kind` cannot read.
     """
     for f in option_fields(cls):
         kind = option_kind(cls, f)
@@ -96,9 +95,11 @@ def _add_fields(group: argparse._ArgumentGroup, cls: type) -> None:
             group.add_argument(flag(f.name), action="store_true", default=None, help=help_text)
             continue
         default = f.default if f.default is not dataclasses.MISSING else None
+        # A list is shown as it is typed: 1,2,5,10.
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         group.add_argument(
             flag(f.name), type=_arg_type(kind.parse), metavar=kind.metavar, default=None,
-            help=f"{help_text} (default: {default})",
+            help=f"{help_text} (default: {shown})",
         )
 
 

@@ -202,6 +202,32 @@ def make_flow(method: str, device: torch.device | str = "cpu") -> FlowEstimator:
     return DISFlow(device, preset="medium" if method == "dis-medium" else "fine")
 
 
+class ReferenceFlows:
+    """The flows between a frame and its references: ``near`` to the frame next to it, ``far``
+    to the long-term ones further away.
+
+    Why two: a render with long-term references computes one flow pair per reference, and the
+    refined DIS costs several times the medium preset per pair; the far references are held
+    with a lower weight and only where the consecutive chain lost track (figures:
+    benchmarks/RESULTS.md).
+    """
+
+    def __init__(self, near: FlowEstimator, far: FlowEstimator | None = None) -> None:
+        self.near = near
+        self.far = near if far is None else far
+
+    def pair(self, prev: np.ndarray, cur: np.ndarray, offset: int = 1) -> tuple[Tensor, Tensor]:
+        """:func:`flow_pair` between ``cur`` and ``prev``, ``offset`` frames apart."""
+        return flow_pair(self.near if abs(offset) <= 1 else self.far, prev, cur)
+
+
+def reference_flows(method: str, far: str, device: torch.device | str = "cpu") -> ReferenceFlows:
+    """The estimators a render's config names: ``method`` for the neighbour, ``far`` (a method,
+    or ``"same"``) for the long-term references."""
+    near = make_flow(method, device)
+    return ReferenceFlows(near, None if far in ("same", method) else make_flow(far, device))
+
+
 def flow_pair(estimator: FlowEstimator, prev: np.ndarray, cur: np.ndarray) -> tuple[Tensor, Tensor]:
     """``(backward, forward)`` flows: ``cur -> prev`` and ``prev -> cur``.
 

@@ -30,7 +30,7 @@ from vidstyle.config import RenderConfig
 from vidstyle.device import available_memory, check_memory, estimate_memory, resolve_device
 from vidstyle.errors import DecodeError, InputError, Interrupted, OutputError
 from vidstyle.features import load_backbone
-from vidstyle.flow import FlowEstimator, flow_pair, make_flow
+from vidstyle.flow import ReferenceFlows, reference_flows
 from vidstyle.io import (
     Frame,
     VideoInfo,
@@ -223,7 +223,8 @@ def render(
         frame_size=(height, width),
         blend=cfg.style.style_blend,
     )
-    flow = make_flow(cfg.flow.flow, device) if cfg.style.temporal_weight > 0 else None
+    flows = (reference_flows(cfg.flow.flow, cfg.flow.long_term_flow, device)
+             if cfg.style.temporal_weight > 0 else None)
 
     _open_store(store, cfg)
     resumed = store.work_done
@@ -236,7 +237,7 @@ def render(
             done = store.work_done
             progress(Progress(done, work, index, it, budget, loss, elapsed, finished, resumed))
 
-    state = RenderState(cfg=cfg, store=store, stylizer=stylizer, flow=flow, device=device,
+    state = RenderState(cfg=cfg, store=store, stylizer=stylizer, flows=flows, device=device,
                         notify=notify, policy=TemporalPolicy.of(cfg))
     frames = iter_frames(
         cfg.input,
@@ -298,7 +299,7 @@ class RenderState:
     cfg: RenderConfig
     store: FrameStore
     stylizer: FrameStylizer
-    flow: FlowEstimator | None
+    flows: ReferenceFlows | None
     """None without the temporal loss: every frame is painted on its own."""
     device: torch.device
     notify: Callable[..., None]
@@ -321,12 +322,12 @@ _Flows = list[tuple[Tensor, Tensor]]
 
 def _with_flows(
     frames: Iterator[Frame],
-    flow: FlowEstimator | None,
+    flows: ReferenceFlows | None,
     offsets: Sequence[int],
     skip: set[int],
 ) -> Generator[tuple[Frame, _Flows], None, None]:
     """Each frame with its flows to the frames ``offsets`` back in the stream (as many as
-    came before it); none for frames in ``skip`` (already stylized) or without ``flow``.
+    came before it); none for frames in ``skip`` (already stylized) or without ``flows``.
 
     The flows need only input frames, so this whole stage can run ahead of the optimizer.
     ``frames`` is left open: :func:`render` closes it, after the worker has stopped.
@@ -334,11 +335,11 @@ def _with_flows(
     recent: deque[Frame] = deque(maxlen=max(offsets))
     for frame in frames:
         pairs: _Flows = []
-        if flow is not None and frame.index not in skip:
+        if flows is not None and frame.index not in skip:
             for j in offsets:
                 if j > len(recent):
                     break
-                pairs.append(flow_pair(flow, recent[-j].image, frame.image))
+                pairs.append(flows.pair(recent[-j].image, frame.image, j))
         recent.append(frame)
         yield frame, pairs
 
@@ -346,7 +347,7 @@ def _with_flows(
 def _first_pass(state: RenderState, frames: Iterator[Frame], *, overlap: bool = True) -> int:
     """The pass that streams the input: each frame starts from the frames before it."""
     finished = {f.index for f in state.store.frames}
-    staged = _with_flows(frames, state.flow, state.cfg.style.long_term, finished)
+    staged = _with_flows(frames, state.flows, state.cfg.style.long_term, finished)
     # The worker gets a low priority: on a CPU the optimizer already keeps every core busy,
     # and decoding or flow must not slow it down (measured: see benchmarks/RESULTS.md).
     with contextlib.closing(ahead(staged, nice=15) if overlap else staged) as stream:
@@ -370,7 +371,7 @@ def _first_pass_of(
             continue
         content = to_tensor(frame.image, device)
         references: list[Reference] = []
-        if state.flow is not None:
+        if state.flows is not None:
             for j in offsets:
                 if j > len(history):
                     break
@@ -381,7 +382,7 @@ def _first_pass_of(
                 # Flows computed ahead where the worker had them (not for a resumed frame's
                 # first successor, whose history came from the store).
                 backward, forward = (flows[len(references)] if len(flows) > len(references)
-                                     else flow_pair(state.flow, old.image, frame.image))
+                                     else state.flows.pair(old.image, frame.image, j))
                 references.append(Reference(painting=out, source=to_tensor(old.image, device),
                                             flow=backward, reverse=forward))
         budget = cfg.optim.iterations if references else cfg.optim.first_iterations
@@ -406,8 +407,8 @@ def _later_pass(state: RenderState, pass_: int) -> int:
     anywhere in the range spreads through it in both directions: the first frames,
     stylized before the chain had settled, end as steady as the rest.
     """
-    cfg, store, device, flow = state.cfg, state.store, state.device, state.flow
-    assert flow is not None  # RenderConfig refuses passes without the temporal loss
+    cfg, store, device, flows = state.cfg, state.store, state.device, state.flows
+    assert flows is not None  # RenderConfig refuses passes without the temporal loss
     order = store.frames[::-1] if pass_ % 2 == 0 else store.frames
     done = store.done_in_pass(pass_)
     offsets = pass_offsets(cfg.style.long_term)
@@ -429,7 +430,7 @@ def _later_pass(state: RenderState, pass_: int) -> int:
                 image = store.load_input(index)
                 out = to_tensor(store.load(index), device)
                 history[-j] = (index, image, out)
-            backward, forward = flow_pair(flow, image, source)
+            backward, forward = flows.pair(image, source, j)
             references.append(Reference(painting=out, source=to_tensor(image, device),
                                         flow=backward, reverse=forward))
         base = to_tensor(store.load(stored.index), device)

@@ -14,7 +14,7 @@ A recipe names inputs (files or globs), one or more styles, and settings::
     [flow]                                  # FlowConfig fields
     flow = "dis"
 
-Each key is read the way :func:`vidstyle.config.option_kind` says for its field, as the
+Each key is read the way :func:`vidstyle.options.option_kind` says for its field, as the
 command line reads the matching ``--flag``. Outputs are named ``<input stem>.<recipe
 name>.mp4`` in the output folder. Every problem with a recipe raises
 :class:`~vidstyle.errors.UsageError` naming the file and the key.
@@ -36,11 +36,10 @@ from vidstyle.config import (
     RenderConfig,
     StyleConfig,
     check_choice,
-    option_fields,
-    option_kind,
     parse_frame_range,
 )
 from vidstyle.errors import UsageError
+from vidstyle.options import option_fields, option_kind
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -27,7 +27,7 @@ from vidstyle.temporal import EARLIER, LATER, Reference, TemporalPolicy, hold
 
 if TYPE_CHECKING:
     from vidstyle.chunking import Chunk
-    from vidstyle.flow import FlowEstimator
+    from vidstyle.flow import ReferenceFlows
     from vidstyle.io import VideoInfo
     from vidstyle.optimize import FrameStylizer
 
@@ -85,7 +85,7 @@ def seam_weight(k: int, window: int) -> float:
 
 def reconcile_seam(
     stylizer: FrameStylizer,
-    flow: FlowEstimator,
+    flows: ReferenceFlows,
     device: torch.device,
     *,
     start: int,
@@ -110,7 +110,8 @@ def reconcile_seam(
 
     Args:
         stylizer: a :class:`~vidstyle.optimize.FrameStylizer` for the frame size.
-        flow: an optical flow estimator; device: where to optimize.
+        flows: the optical flow estimators for near and far references; device: where to
+            optimize.
         start, window: the seam's first frame (an input frame index) and the frames to paint.
         inputs: input frames ``(H, W, 3)`` uint8 by index; at least ``start - 1`` to
             ``start + window``, and more for farther ``offsets``.
@@ -123,7 +124,6 @@ def reconcile_seam(
     Returns:
         The ``window`` reconciled frames, uint8 RGB.
     """
-    from vidstyle.flow import flow_pair
     from vidstyle.io.images import to_image, to_tensor
     from vidstyle.optimize import keep_colors
 
@@ -153,7 +153,7 @@ def reconcile_seam(
                 painted = done.get(p) if side < 0 and p >= start else paintings.get(p)
                 if painted is None or p not in inputs:
                     continue
-                backward, forward = flow_pair(flow, inputs[p], inputs[i])
+                backward, forward = flows.pair(inputs[p], inputs[i], j)
                 references.append(Reference(
                     painting=to_tensor(painted, device), source=source(p),
                     flow=backward, reverse=forward, side=side, weight=weight,
@@ -179,7 +179,7 @@ def reconcile(
     """
     from vidstyle.device import resolve_device
     from vidstyle.features import load_backbone
-    from vidstyle.flow import make_flow
+    from vidstyle.flow import reference_flows
     from vidstyle.io import iter_frames, probe, working_size
     from vidstyle.io.images import load_image
     from vidstyle.optimize import FrameStylizer
@@ -205,7 +205,7 @@ def reconcile(
         optim=seam_optim(cfg.optim), frame_size=(height, width), blend=cfg.style.style_blend,
     )
     images = reconcile_seam(
-        stylizer, make_flow(cfg.flow.flow, device), device,
+        stylizer, reference_flows(cfg.flow.flow, cfg.flow.long_term_flow, device), device,
         start=start, window=window, inputs=inputs,
         behind={i: earlier.load(i) for i in held_behind if i < start and i in inputs},
         ahead={i: later.load(i) for i in held_ahead if i >= start and i in inputs},
