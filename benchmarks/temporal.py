@@ -97,8 +97,9 @@ MODES = {
     "multi-pass": {"optim": {"passes": 2}},
     # The defaults before they were tuned along the true motion (benchmarks/truth.py): DIS's
     # medium preset, the previous frame only, a temporal weight of 1e5.
-    # The refined flow to every long-term reference, not only the previous frame's.
-    "refined far flow": {"flow": {"long_term_flow": "same"}},
+    # The flow to the long-term references: the refined one, or DIS medium.
+    "refined far flow": {"flow": {"long_term_flow": "dis"}},
+    "medium far flow": {"flow": {"long_term_flow": "dis-medium"}},
     "previous defaults": {"flow": {"flow": "dis-medium"},
                           "style": {"long_term": (1,), "temporal_weight": 1e5}},
 }

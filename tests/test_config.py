@@ -145,7 +145,8 @@ class TestStyleValidation:
 
 class TestFlowValidation:
     def test_unknown_flow(self) -> None:
-        message = r"unknown flow method 'farneback' \(choose from dis, dis-medium, deepflow, raft\)"
+        message = (r"unknown flow method 'farneback' "
+                   r"\(choose from dis, dis-coarse, dis-medium, deepflow, raft\)")
         with pytest.raises(ValueError, match=message):
             FlowConfig(flow="farneback")
 

@@ -49,7 +49,7 @@ def test_warping_prev_by_backward_flow_gives_current() -> None:
     assert err_warped < 0.25 * err_plain
 
 
-@pytest.mark.parametrize("method", ["dis", "dis-medium", "deepflow"])
+@pytest.mark.parametrize("method", ["dis", "dis-coarse", "dis-medium", "deepflow"])
 def test_every_cpu_estimator_recovers_known_shift(method: str) -> None:
     prev, cur = _shift_pair()
     backward, forward = flow_pair(make_flow(method), prev, cur)
@@ -62,6 +62,7 @@ def test_make_flow_names_its_estimators() -> None:
     assert isinstance(make_flow("deepflow"), DeepFlow)
     assert make_flow("dis").preset == "fine"  # type: ignore[attr-defined]
     assert make_flow("dis-medium").preset == "medium"  # type: ignore[attr-defined]
+    assert make_flow("dis-coarse").preset == "coarse"  # type: ignore[attr-defined]
 
 
 def test_finest_scale_is_full_resolution_up_to_640_then_one_level_per_doubling() -> None:

@@ -167,7 +167,7 @@ def test_a_frame_without_references_starts_from_its_input_or_its_own_painting() 
 def test_a_seam_with_weights_0_and_1_is_holding_to_one_neighbour() -> None:
     content = torch.rand(1, 3, 12, 16)
     behind, ahead = torch.rand(1, 3, 12, 16), torch.rand(1, 3, 12, 16)
-    policy = TemporalPolicy(agreement=None)
+    policy = TemporalPolicy(agreement=None, follow_light=False)
     for a, kept in ((1.0, behind), (0.0, ahead)):
         seam = hold(content, [_ref(behind, weight=a), _ref(ahead, side=LATER, weight=1 - a)],
                     policy)
@@ -183,7 +183,7 @@ def test_a_seam_pulls_like_two_weighted_temporal_terms() -> None:
     behind, ahead = torch.rand(1, 3, 6, 7), torch.rand(1, 3, 6, 7)
     a = 0.7
     held = hold(content, [_ref(behind, weight=a), _ref(ahead, side=LATER, weight=1 - a)],
-                TemporalPolicy(agreement=None))
+                TemporalPolicy(agreement=None, follow_light=False))
     assert held.target is not None and held.weight is not None
     x = torch.rand(1, 3, 6, 7, dtype=torch.float64, requires_grad=True)
     (a * (x - behind.double()).square() + (1 - a) * (x - ahead.double()).square()).sum().backward()
@@ -218,6 +218,18 @@ def test_the_agreement_check_rejects_a_reference_whose_input_differs() -> None:
                TemporalPolicy(agreement=None))
     assert on.weight is not None and off.weight is not None
     assert on.weight.max() == 0 and off.weight.min() == 1
+
+
+def test_a_change_of_light_is_followed_not_painted_afresh() -> None:
+    before = torch.rand(1, 3, 32, 48) * 0.5 + 0.4
+    painting = torch.rand(1, 3, 32, 48)
+    content = before * 0.6  # an exposure step: the same scene, darker
+    follows = hold(content, [_ref(painting, source=before)], TemporalPolicy())
+    assert follows.weight is not None and follows.target is not None
+    assert follows.weight.min() == 1  # every pixel is still held
+    torch.testing.assert_close(follows.target, painting * 0.6, atol=0.01, rtol=0)
+    fixed = hold(content, [_ref(painting, source=before)], TemporalPolicy(follow_light=False))
+    assert fixed.weight is not None and fixed.weight.mean() < 0.5  # repainted: flicker
 
 
 def test_the_boundary_test_is_the_policy_s_choice() -> None:

@@ -6,6 +6,7 @@ import torch
 from vidstyle.warp import (
     agreement_mask,
     consistency_mask,
+    light_gain,
     occlusion_mask,
     warp,
 )
@@ -134,3 +135,25 @@ def test_agreement_mask_forgives_an_edge_a_pixel_off() -> None:
     shifted[..., 6:] = 1.0  # the same edge one pixel to the right
     assert torch.equal(agreement_mask(image, shifted), torch.ones(1, 1, 6, 10))
 
+
+
+def test_light_gain_measures_an_exposure_step_and_a_local_light() -> None:
+    seen = torch.rand(1, 3, 64, 96) * 0.6 + 0.2
+    mask = torch.ones(1, 1, 64, 96)
+    gain = light_gain(seen * 0.5, seen, mask)
+    torch.testing.assert_close(gain, torch.full_like(gain, 0.5), atol=0.01, rtol=0)
+    lit = seen.clone()
+    lit[..., 48:] = (lit[..., 48:] * 1.5).clamp(max=1)  # a light on the right half
+    gain = light_gain(lit, seen, mask)
+    assert gain[..., :40].sub(1).abs().max() < 0.01  # the left is as it was
+    assert gain[..., 56:].min() > 1.3  # the right got brighter
+
+
+def test_light_gain_ignores_untrusted_pixels() -> None:
+    seen = torch.full((1, 3, 32, 32), 0.5)
+    image = seen.clone()
+    image[..., :16, :] = 1.0  # an object arrived in the top half: the flow checks reject it
+    mask = torch.ones(1, 1, 32, 32)
+    mask[..., :16, :] = 0
+    gain = light_gain(image, seen, mask)
+    torch.testing.assert_close(gain, torch.ones_like(gain), atol=1e-6, rtol=0)

@@ -25,6 +25,7 @@ import argparse
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from vidstyle.cli_parser import (
@@ -96,6 +97,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from vidstyle.pipeline import render
 
     cfg = config_from_args(args)
+    _colour_note(cfg.input)
     if args.chunks is not None or args.ray is not None:
         return _run_chunked(args, cfg)
     with showing(_frame_bar(args, cfg.input.name)) as bar:
@@ -117,6 +119,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for note in result.dropped_audio:
         print(f"note: {note}: left out of the output", file=sys.stderr)
     return 0
+
+
+def _colour_note(path: Path) -> None:
+    """Say up front when the input's colour is converted (HDR), not kept."""
+    from vidstyle.io import probe
+    from vidstyle.io.colour import colour_note
+
+    note = colour_note(probe(path).colour)
+    if note is not None:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def _run_chunked(args: argparse.Namespace, cfg: RenderConfig) -> int:

@@ -19,7 +19,8 @@ from typing import Any
 from vidstyle.errors import UsageError
 
 BACKBONES = ("efficientnet-lite0", "vgg19")
-FLOW_METHODS = ("dis", "dis-medium", "deepflow", "raft")
+FLOW_METHODS = ("dis", "dis-coarse", "dis-medium", "deepflow", "raft")
+CODECS = ("h264", "h265", "prores")
 OPTIMIZERS = ("adam", "lbfgs")
 DEVICES = ("auto", "cpu", "cuda")
 INITS = ("prev-warped", "content", "random")
@@ -252,16 +253,18 @@ class FlowConfig:
         default="dis",
         metadata=_opt(
             "optical flow: dis (OpenCV DIS refined to full resolution, edges filled; CPU), "
-            "dis-medium (OpenCV's medium preset: faster, coarser), deepflow (OpenCV DeepFlow: "
+            "dis-coarse (the same from one pyramid level up: cheaper), dis-medium (OpenCV's "
+            "medium preset: faster, coarser), deepflow (OpenCV DeepFlow: "
             "slow) or raft (torchvision RAFT-small; best on a GPU, weights downloaded once)",
             choices=FLOW_METHODS,
         ),
     )
     long_term_flow: str = field(
-        default="dis-medium",
+        default="dis-coarse",
         metadata=_opt(
             "optical flow to the --long-term references beyond the previous frame: a --flow "
-            "method, or same (as --flow); dis-medium costs a fraction of dis per reference",
+            "method, or same (as --flow); each reference costs one flow pair per frame, and "
+            "dis-coarse and dis-medium cost a fraction of dis",
             choices=("same", *FLOW_METHODS),
         ),
     )
@@ -288,6 +291,21 @@ class RenderConfig:
         metadata=_opt(
             "resize so the longer side is at most N pixels, keeping the aspect ratio "
             "(0 keeps the source size); cost grows with the pixel count"
+        ),
+    )
+    codec: str = field(
+        default="h264",
+        metadata=_opt(
+            "video codec: h264 (plays everywhere), h265 (smaller files; .mp4/.mov/.mkv) or "
+            "prores (ProRes 422 HQ for editing: near-lossless, large; .mov/.mkv)",
+            choices=CODECS,
+        ),
+    )
+    crf: int = field(
+        default=18,
+        metadata=_opt(
+            "quality of h264 and h265, 0-51: lower keeps the frames closer and the file "
+            "larger (0 is lossless; 18 looks lossless for painted frames)"
         ),
     )
     device: str = field(
@@ -334,6 +352,9 @@ class RenderConfig:
             raise UsageError(f"max-side must be an integer >= 0, got {self.max_side}")
         if 0 < self.max_side < 32:
             raise UsageError(f"max-side must be at least 32 pixels, got {self.max_side}")
+        check_choice("codec", self.codec, CODECS)
+        if not isinstance(self.crf, int) or not 0 <= self.crf <= 51:
+            raise UsageError(f"crf must be a whole number from 0 to 51, got {self.crf}")
         if self.optim.passes > 1 and self.style.temporal_weight == 0:
             raise UsageError(
                 "--passes needs the temporal loss: it blends each frame with its neighbours "

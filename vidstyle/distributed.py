@@ -275,7 +275,7 @@ def render_chunked(
             :func:`~vidstyle.pipeline.render`, also when a worker cannot see a file.
         Interrupted: Ctrl-C / SIGTERM; finished frames are kept for ``cfg.resume``.
     """
-    from vidstyle.io import check_output_path, probe, working_size
+    from vidstyle.io import check_codec, check_output_path, probe, working_size
     from vidstyle.io.images import load_image
 
     if chunks < 1 or preroll < 0 or seam_window < 0:
@@ -292,6 +292,7 @@ def render_chunked(
     for style in cfg.styles:
         load_image(style)
     check_output_path(output, overwrite=cfg.overwrite, inputs=(cfg.input, *cfg.styles))
+    check_codec(output, cfg.codec)
     work = work_folder(output)
     if work.exists():
         if cfg.overwrite and not cfg.resume:

@@ -8,6 +8,8 @@ The estimators, by name (:data:`vidstyle.config.FLOW_METHODS`):
 
 * ``dis`` (the default): OpenCV's DIS, refined down to full resolution, with the pixels where
   the two directions disagree filled from their neighbours along the image's edges.
+* ``dis-coarse``: the same refined DIS one pyramid level coarser: a fraction of the cost,
+  for the long-term references (``--long-term-flow``).
 * ``dis-medium``: OpenCV's DIS medium preset, the flow of earlier releases: faster, coarser.
 * ``deepflow``: OpenCV's DeepFlow, a different algorithm from DIS; slower, and there to measure
   a render with a flow it did not use (``vidstyle metrics --flow deepflow``).
@@ -109,7 +111,9 @@ class DISFlow:
     ``preset="fine"`` (the default) refines DIS down to the finest level
     :func:`finest_scale` allows, with a denser patch grid (stride 2), 10 variational
     refinement iterations and a smoother field (alpha 40), and :meth:`pair` fills the pixels
-    where the two directions disagree (:func:`fill_rejected`). ``preset="medium"`` is
+    where the two directions disagree (:func:`fill_rejected`). ``preset="coarse"`` is the
+    same stopped one pyramid level higher (the variational refinement still ends at full
+    resolution). ``preset="medium"`` is
     OpenCV's medium preset as it is, without the fill. Where we differ from OpenCV's presets:
     on scenes with known motion the medium preset's error was several times the fine one's,
     mostly along moving objects' edges. The fine one costs several times more per pair,
@@ -118,26 +122,26 @@ class DISFlow:
     """
 
     def __init__(self, device: torch.device | str = "cpu", *, preset: str = "fine") -> None:
-        check_choice("DIS preset", preset, ("fine", "medium"))
+        check_choice("DIS preset", preset, ("fine", "coarse", "medium"))
         self.device = torch.device(device)
         self.preset = preset
         # The cv2 stubs lack the module-level factory (it exists at run time).
         self._dis = cv2.DISOpticalFlow_create(  # type: ignore[attr-defined]
             cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
         )
-        if preset == "fine":
+        if preset != "medium":
             self._dis.setPatchStride(2)
             self._dis.setVariationalRefinementIterations(10)
             self._dis.setVariationalRefinementAlpha(40.0)
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> Tensor:
-        if self.preset == "fine":
-            self._dis.setFinestScale(finest_scale(*a.shape[:2]))
+        if self.preset != "medium":
+            self._dis.setFinestScale(finest_scale(*a.shape[:2]) + (self.preset == "coarse"))
         return _tensor(self._dis.calc(_gray(a), _gray(b), None), self.device)
 
     def pair(self, a: np.ndarray, b: np.ndarray) -> tuple[Tensor, Tensor]:
         ab, ba = self(a, b), self(b, a)
-        if self.preset != "fine":
+        if self.preset == "medium":
             return ab, ba
         # Both fills from the raw pair, so neither sees the other's filled pixels.
         return fill_rejected(ab, ba, a), fill_rejected(ba, ab, b)
@@ -199,7 +203,7 @@ def make_flow(method: str, device: torch.device | str = "cpu") -> FlowEstimator:
         return RaftFlow(device)
     if method == "deepflow":
         return DeepFlow(device)
-    return DISFlow(device, preset="medium" if method == "dis-medium" else "fine")
+    return DISFlow(device, preset=method.removeprefix("dis-") if "-" in method else "fine")
 
 
 class ReferenceFlows:

@@ -34,6 +34,7 @@ from vidstyle.flow import ReferenceFlows, reference_flows
 from vidstyle.io import (
     Frame,
     VideoInfo,
+    check_codec,
     check_output_path,
     iter_frames,
     probe,
@@ -128,7 +129,8 @@ def run_key(cfg: RenderConfig, device: torch.device) -> str:
     settings = dataclasses.asdict(cfg)
     # Inputs are identified below by resolved path, size and time; the rest cannot change
     # the frames.
-    for name in ("output", "overwrite", "resume", "keep_partial", "debug_dir", "input", "styles"):
+    for name in ("output", "overwrite", "resume", "keep_partial", "debug_dir", "input", "styles",
+                 "crf", "codec"):
         settings.pop(name)
     if cfg.style.weights is not None:
         settings["style"]["weights"] = str(cfg.style.weights.resolve())
@@ -207,6 +209,7 @@ def render(
     info = probe(cfg.input)
     styles = [load_image(p) for p in cfg.styles]
     check_output_path(output, overwrite=cfg.overwrite, inputs=(cfg.input, *cfg.styles))
+    check_codec(output, cfg.codec)
     start, stop, expected = frame_selection(info, cfg)
     device = resolve_device(cfg.device)
     width, height = working_size(info.width, info.height, cfg.max_side)
@@ -261,7 +264,7 @@ def render(
         if not (cfg.keep_partial and store.frames):
             store.remove()
             raise
-        _encode(store, output, info, cfg.input)
+        _encode(store, output, info, cfg)
         store.remove()
         kept = len(store.frames)
         raise DecodeError(f"{exc}; kept the {kept} frames before it in {output}") from None
@@ -270,7 +273,7 @@ def render(
         raise InputError(f"the selected range of {cfg.input.name} contains no frames")
     dropped: list[str] = []
     if encode:
-        dropped = _encode(store, output, info, cfg.input)
+        dropped = _encode(store, output, info, cfg)
         store.remove()
     frames_done = store.frames
     return RenderResult(
@@ -287,9 +290,10 @@ def render(
 
 
 
-def _encode(store: FrameStore, output: Path, info: VideoInfo, source: Path) -> list[str]:
+def _encode(store: FrameStore, output: Path, info: VideoInfo, cfg: RenderConfig) -> list[str]:
     """Encode the stored frames (and the source's audio for their range) into ``output``."""
-    return encode_stored(output, info, source, [(f.index, f.time, store) for f in store.frames])
+    return encode_stored(output, info, cfg.input, [(f.index, f.time, store) for f in store.frames],
+                         crf=cfg.crf, codec=cfg.codec)
 
 
 @dataclass(frozen=True)

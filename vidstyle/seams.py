@@ -245,4 +245,4 @@ def join(
                 raise OutputError(f"chunk {j} is missing frame {index} in {store.folder}")
             holder = seam if seam is not None and index in reconciled else store
             sources.append((index, times[index], holder))
-    return encode_stored(output, info, cfg.input, sources)
+    return encode_stored(output, info, cfg.input, sources, crf=cfg.crf, codec=cfg.codec)

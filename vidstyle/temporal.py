@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from vidstyle.config import RenderConfig
-from vidstyle.warp import agreement_mask, consistency_mask, warp
+from vidstyle.warp import agreement_mask, consistency_mask, light_gain, warp
 
 EARLIER = -1
 """A reference before the frame in the order it is painted (the previous frame, in a later
@@ -45,6 +45,11 @@ class TemporalPolicy:
     """Largest RGB distance between the input frame and the neighbour's input warped onto it
     for a pixel to be trusted (:func:`vidstyle.warp.agreement_mask`); None switches the check
     off, leaving Ruder's flow checks alone."""
+    follow_light: bool = True
+    """Scale the neighbour's painting (and, for :attr:`agreement`, its input) by how much
+    brighter the input got since (:func:`vidstyle.warp.light_gain`): a fade, an exposure step
+    or a light coming on is followed by the held painting instead of failing the colour check
+    and being painted afresh, which flickers exactly where the source changed smoothly."""
     anchor: float = 0.25
     """How much each farther reference in which a pixel was also visible pulls on it, against
     1 for the closest (:func:`long_term_target`); 0 is Ruder et al.'s rule."""
@@ -115,8 +120,13 @@ def trust(content: Tensor, ref: Reference, policy: TemporalPolicy) -> tuple[Tens
     warp can be trusted, ``(1, 3, H, W)`` and ``(1, 1, H, W)`` in {0, 1}."""
     warped = warp(ref.painting, ref.flow)
     mask = consistency_mask(ref.flow, ref.reverse, boundaries=policy.boundaries)
+    if policy.agreement is None and not policy.follow_light:
+        return warped, mask
+    seen = warp(ref.source, ref.flow)
+    if policy.follow_light:
+        gain = light_gain(content, seen, mask)
+        warped, seen = (warped * gain).clamp(0, 1), (seen * gain).clamp(0, 1)
     if policy.agreement is not None:
-        seen = warp(ref.source, ref.flow)
         mask = mask * agreement_mask(content, seen, threshold=policy.agreement)
     return warped, mask
 

@@ -123,6 +123,50 @@ def consistency_mask(flow: Tensor, reverse_flow: Tensor, *, boundaries: bool = T
     return (~(occluded | boundary | outside)).to(flow.dtype)
 
 
+# Rec. 601 luma weights: only the ratio of two lumas is used, so the matrix hardly matters.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def light_gain(
+    image: Tensor, seen: Tensor, mask: Tensor, *, cells: int = 8, floor: float = 0.005,
+    limit: float = 4.0,
+) -> Tensor:
+    """How much brighter ``image`` is than ``seen``, smoothly over the frame.
+
+    Args:
+        image: the current input frame ``(B, 3, H, W)`` in [0, 1].
+        seen: an earlier input frame warped onto it, ``(B, 3, H, W)``.
+        mask: ``(B, 1, H, W)`` where the warp is trusted by the flow checks; only those
+            pixels are compared.
+        cells: the gain is measured in square blocks about ``1 / cells`` of the shorter side
+            (at least 8 pixels) and interpolated between their centres: it follows a fade, an
+            exposure step or a light coming on over part of the frame, not the detail.
+        floor: added to both lumas (about one 8-bit step), so that dark pixels do not give
+            wild ratios.
+        limit: the gain is kept within ``[1 / limit, limit]``.
+
+    Returns:
+        ``(B, 1, H, W)``: per block, the median ratio of the two frames' luma over its trusted
+        pixels, 1 in blocks with none. The median, so that an object the flow checks missed
+        (it covers part of a block, in one frame only) does not count as a change of light.
+    """
+    _check("image", image, 3)
+    _check("seen", seen, 3)
+    _check("mask", mask, 1)
+    weights = torch.tensor(_LUMA, device=image.device, dtype=image.dtype).view(1, 3, 1, 1)
+    ratio = ((image * weights).sum(1, keepdim=True) + floor) / (
+        (seen * weights).sum(1, keepdim=True) + floor)
+    ratio = torch.where(mask > 0.5, ratio, torch.nan)
+    b, _, h, w = ratio.shape
+    size = max(8, min(h, w) // cells)
+    rows, cols = -(-h // size), -(-w // size)
+    ratio = F.pad(ratio, (0, cols * size - w, 0, rows * size - h), value=math.nan)
+    blocks = ratio.view(b, 1, rows, size, cols, size).permute(0, 1, 2, 4, 3, 5)
+    gain = blocks.reshape(b, 1, rows, cols, size * size).nanmedian(-1).values
+    gain = torch.nan_to_num(gain, nan=1.0).clamp(1 / limit, limit)
+    return F.interpolate(gain, size=(h, w), mode="bilinear", align_corners=False)
+
+
 def agreement_mask(image: Tensor, warped: Tensor, *, threshold: float = 0.2) -> Tensor:
     """1 where an input frame agrees with an earlier input frame warped onto it, 0 elsewhere.
 

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from vidstyle.errors import DecodeError, InputError
+from vidstyle.io.colour import Colour, source_colour, to_rgb
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class VideoInfo:
     rotation: int = 0
     """Degrees the frames are turned counter-clockwise for display (phone videos); ``width``
     and ``height`` are those of the upright picture."""
+    colour: Colour | None = None
+    """The first frame's colour (:func:`vidstyle.io.colour.source_colour`)."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,8 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
         if not ctx.width or not ctx.height:
             raise DecodeError(f"the video stream of {path} has no frame size (corrupt header?)")
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
-        rotation = _first_rotation(container, stream)
+        first = _first_frame(container, stream)
+        rotation = upright_turns(first.rotation) * 90
         width, height = (ctx.height, ctx.width) if rotation % 180 else (ctx.width, ctx.height)
         duration = None
         if stream.duration is not None and stream.time_base is not None:
@@ -121,18 +125,20 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
             duration=duration,
             audio_streams=len(container.streams.audio),
             rotation=rotation,
+            colour=source_colour(first),
         )
 
 
-def _first_rotation(container: av.container.InputContainer, stream: av.video.VideoStream) -> int:
-    """The display rotation of the first frame, rounded to a multiple of 90 degrees.
-
-    The rotation lives in each frame's display matrix, so one frame is decoded; a stream
-    that cannot produce one is reported as such here rather than later.
+def _first_frame(
+    container: av.container.InputContainer, stream: av.video.VideoStream
+) -> av.VideoFrame:
+    """The first frame, for what only frames carry: the display rotation (in each frame's
+    display matrix) and the colour tags. A stream that cannot produce one is reported as
+    such here rather than later.
     """
     try:
         for frame in container.decode(stream):
-            return upright_turns(frame.rotation) * 90
+            return frame
     except av.error.FFmpegError as exc:
         raise DecodeError(
             f"cannot decode the first frame of {container.name}: {exc.strerror}"
@@ -219,8 +225,7 @@ def iter_frames(
                 start_time is not None and time - origin < start_time - 1e-6
             ):
                 continue
-            # Plain ndarray: cv2.resize's result type is wider than to_ndarray's rgb24 union.
-            image: np.ndarray = frame.to_ndarray(format="rgb24")
+            image = to_rgb(frame)
             turns = upright_turns(frame.rotation)
             if turns:
                 # Phone videos store the sensor's orientation and a display rotation; apply

@@ -14,6 +14,7 @@ import errno
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -23,6 +24,7 @@ import av
 import numpy as np
 
 from vidstyle.errors import OutputError
+from vidstyle.io.colour import Colour, from_rgb, output_colour, tag
 
 if TYPE_CHECKING:
     from vidstyle.io.decode import VideoInfo
@@ -44,6 +46,45 @@ def h264_encoder() -> str:
             continue
         return name
     raise OutputError("this FFmpeg build has no H.264 encoder; reinstall PyAV from its wheels")
+
+
+@dataclass(frozen=True)
+class Codec:
+    """A video codec vidstyle writes: its FFmpeg encoder, pixel format and containers."""
+
+    encoder: str
+    pix_fmt: str
+    suffixes: tuple[str, ...]
+    """Output types that hold it."""
+    lossy: bool
+    """Whether ``--crf`` applies."""
+    tag: str | None = None
+    """The sample entry to write in MP4/MOV (``hvc1``: the one Apple's players accept)."""
+
+
+# H.264 plays everywhere; H.265 is half the size for the same look; ProRes 422 HQ (10-bit
+# 4:2:2, near-lossless, large) is what editors import without re-encoding.
+CODECS = {
+    "h264": Codec("libx264", "yuv420p", (".mp4", ".m4v", ".mov", ".mkv"), lossy=True),
+    "h265": Codec("libx265", "yuv420p", (".mp4", ".m4v", ".mov", ".mkv"), lossy=True,
+                  tag="hvc1"),
+    "prores": Codec("prores_ks", "yuv422p10le", (".mov", ".mkv"), lossy=False),
+}
+
+
+def check_codec(output: Path, codec: str) -> None:
+    """Refuse a codec the output's container cannot hold, or this FFmpeg cannot write."""
+    spec = CODECS[codec]
+    if output.suffix.lower() not in spec.suffixes:
+        raise OutputError(f"{codec} cannot be stored in {output.suffix or 'a file without type'}:"
+                          f" use {' or '.join(spec.suffixes[-2:])} (for example "
+                          f"{output.with_suffix(spec.suffixes[-2]).name})")
+    if codec != "h264":  # h264_encoder() says what to do when H.264 is missing
+        try:
+            av.codec.Codec(spec.encoder, "w")
+        except (av.error.FFmpegError, ValueError):
+            raise OutputError(f"this FFmpeg build has no {spec.encoder} encoder for {codec}; "
+                              "reinstall PyAV from its wheels") from None
 
 
 def check_output_path(
@@ -89,7 +130,12 @@ class VideoWriter:
         width, height: frame size; both must be even (yuv420p).
         rate: nominal frame rate, for players and the encoder's rate control.
         time_base: time base of the output video stream (use the source's).
-        crf: x264 constant rate factor; 18 is visually lossless for painted frames.
+        crf: constant rate factor of H.264 and H.265; 18 is visually lossless for painted
+            frames.
+        codec: a :data:`CODECS` name.
+        colour: the matrix, range and tags to write (:func:`vidstyle.io.colour.output_colour`
+            of the source); None: BT.709 for HD sizes and BT.601 for SD, as players read
+            an untagged stream, tagged as such.
     """
 
     def __init__(
@@ -104,6 +150,8 @@ class VideoWriter:
         start_time: float = 0.0,
         end_time: float | None = None,
         crf: int = 18,
+        colour: Colour | None = None,
+        codec: str = "h264",
     ) -> None:
         if width % 2 or height % 2:
             raise ValueError(f"frame size must be even for yuv420p, got {width}x{height}")
@@ -113,6 +161,8 @@ class VideoWriter:
         self.audio_source = audio_source
         self.start_time, self.end_time = start_time, end_time
         self.crf = crf
+        self.codec = CODECS[codec]
+        self.colour = output_colour(None, width, height) if colour is None else colour
         self.frames_written = 0
         self.dropped_audio: list[str] = []
         self._tmp: Path | None = None
@@ -155,13 +205,22 @@ class VideoWriter:
         self._container = container
         # The encoder name is only known at run time, so the stubs cannot pick the video
         # overload of add_stream; an H.264 encoder always gives a video stream.
-        stream = cast(av.VideoStream, container.add_stream(h264_encoder(), rate=self.rate))
+        encoder = h264_encoder() if self.codec.encoder == "libx264" else self.codec.encoder
+        stream = cast(av.VideoStream, container.add_stream(encoder, rate=self.rate))
         stream.width, stream.height = self.width, self.height
-        stream.pix_fmt = "yuv420p"
+        stream.pix_fmt = self.codec.pix_fmt
         stream.time_base = self.time_base
         stream.codec_context.time_base = self.time_base
-        if stream.codec_context.name == "libx264":
+        tag(stream.codec_context, self.colour)
+        if self.codec.tag is not None and fmt in ("mp4", "mov"):
+            stream.codec_context.codec_tag = self.codec.tag
+        if encoder == "libx264":
             stream.options = {"crf": str(self.crf), "preset": "medium"}
+        elif encoder == "libx265":
+            stream.options = {"crf": str(self.crf), "preset": "medium",
+                              "x265-params": "log-level=error"}
+        elif encoder == "prores_ks":
+            stream.options = {"profile": "3"}  # 422 HQ
         self._video = stream
         if self.audio_source is not None:
             self._open_audio(container)
@@ -244,7 +303,8 @@ class VideoWriter:
                 f"expected a ({self.height}, {self.width}, 3) uint8 frame, "
                 f"got {image.shape} {image.dtype}"
             )
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        frame = from_rgb(rgb, self.colour, self.codec.pix_fmt)
         pts = round((time - self.start_time) / self.time_base)
         # Timestamps must increase strictly; a source with duplicate pts gets nudged by a tick.
         pts = max(pts, self._last_pts + 1)
@@ -323,9 +383,13 @@ def encode_stored(
     info: VideoInfo,
     source: Path,
     frames: Sequence[tuple[int, float, FrameStore]],
+    *,
+    crf: int = 18,
+    codec: str = "h264",
 ) -> list[str]:
     """Encode ``(input frame index, time, the store holding its picture)`` in order into
-    ``output``, with ``source``'s audio for their range; returns the audio streams left out."""
+    ``output``, with ``source``'s audio for their range, in the source's colour
+    (:func:`vidstyle.io.colour.output_colour`); returns the audio streams left out."""
     first = frames[0][2].load(frames[0][0])
     height, width = first.shape[:2]
     with VideoWriter(
@@ -336,6 +400,9 @@ def encode_stored(
         time_base=info.time_base,
         audio_source=source if info.audio_streams else None,
         start_time=frames[0][1],
+        crf=crf,
+        codec=codec,
+        colour=output_colour(info.colour, width, height),
     ) as writer:
         for index, when, store in frames:
             writer.write(store.load(index), when)
