@@ -24,6 +24,7 @@ import av
 import numpy as np
 
 from vidstyle.errors import OutputError
+from vidstyle.io.audio import AudioCut, encoder_for
 from vidstyle.io.colour import Colour, from_rgb, output_colour, tag
 
 if TYPE_CHECKING:
@@ -178,6 +179,7 @@ class VideoWriter:
         self._audio_in: av.container.InputContainer | None = None
         self._audio_packets: Iterator[av.Packet] | None = None
         self._audio_map: dict[int, av.stream.Stream] = {}
+        self._cuts: dict[int, AudioCut] = {}
         self._pending: av.Packet | None = None
         self._last_dts: dict[int, int] = {}
         self._last_pts = -1
@@ -242,18 +244,27 @@ class VideoWriter:
             if ctx is None:  # unknown codec or a damaged header: no parameters to copy
                 self.dropped_audio.append(f"audio stream {in_stream.index} is unreadable")
                 continue
-            if not _holds_audio(container.format.name, ctx.name):
+            # A range that starts later than the audio is cut at its first sample; the
+            # packets of a whole video are copied as they are (vidstyle.io.audio).
+            cut = self.start_time > 1e-6
+            codec = encoder_for(ctx.name) if cut else ctx.name
+            if not _holds_audio(container.format.name, codec):
                 self.dropped_audio.append(
                     f"audio stream {in_stream.index} ({ctx.name}) cannot be stored in "
                     f"{self.path.suffix}"
                 )
                 continue
             try:
-                out_stream = container.add_stream_from_template(in_stream)
+                if cut:
+                    self._cuts[in_stream.index] = AudioCut(
+                        in_stream, container, self.start_time,
+                        preroll=container.format.name in ("mp4", "mov"))
+                else:
+                    self._audio_map[in_stream.index] = container.add_stream_from_template(
+                        in_stream)
             except (av.error.FFmpegError, ValueError) as exc:
                 self.dropped_audio.append(f"audio stream {in_stream.index}: {exc}")
                 continue
-            self._audio_map[in_stream.index] = out_stream
             streams.append(in_stream)
         if streams:
             self._audio_packets = src.demux(*streams)
@@ -280,6 +291,9 @@ class VideoWriter:
         with disk_errors(self.path):
             self._mux_video(self._video.encode(None))
             self._mux_audio_until(None)
+            for cut in self._cuts.values():
+                for packet in cut.packets(None, self.end_time):
+                    self._container.mux(packet)
             self._container.close()
         self._close_audio()
         with disk_errors(self.path):
@@ -345,11 +359,16 @@ class VideoWriter:
             if self.end_time is not None and t >= self.end_time - 1e-6:
                 self._audio_packets = None  # past the rendered range: done with audio
                 return
-            if t < self.start_time - 1e-6:
+            cut = self._cuts.get(packet.stream.index)
+            if cut is None and t < self.start_time - 1e-6:
                 continue
             if until is not None and t - self.start_time > until:
                 self._pending = packet  # belongs after the next video frame
                 return
+            if cut is not None:  # decoded from the first packet on: the decoder warms up
+                for out in cut.packets(packet, self.end_time):
+                    self._container.mux(out)
+                continue
             shift = round(self.start_time / packet.time_base)
             packet.pts -= shift
             if packet.dts is not None:
