@@ -10,9 +10,13 @@ BT.709, and every output is tagged: an untagged output is guessed at by each pla
 players guess BT.709, which is off by about 20/255 for a BT.601 encode.
 
 The conversions themselves are FFmpeg's (swscale through PyAV), asked for explicitly rather
-than left to PyAV's defaults, which have changed between its releases, and with accurate
-rounding and full chroma interpolation: the default path is off by up to 3/255 on a colour
-chart, this one by 1/255 (``tests/test_colour.py``).
+than left to PyAV's defaults, which have changed between its releases. Decoding uses
+swscale's plain conversion, within 3/255 of a colour chart (``tests/test_colour.py``). Its
+more exact modes were measured and left out: accurate rounding with full chroma
+interpolation (1/255 on the chart) dithers, a noise fixed to the screen that moving content
+crosses, and 16-bit RGB with accurate rounding (2/255); both made renders flicker more along
+the true motion (benchmarks/RESULTS.md). Encoding rounds accurately, which changed nothing
+there.
 """
 
 from __future__ import annotations
@@ -39,8 +43,10 @@ _DEFAULT_PRIMARIES = {BT709: 1, BT470BG: 5, SMPTE170M: 6, SMPTE240M: 7, BT2020_N
                       BT2020_CL: 9, FCC: 4}
 _DEFAULT_TRANSFER = {BT709: 1, BT470BG: 6, SMPTE170M: 6, SMPTE240M: 7, BT2020_NCL: 1,
                      BT2020_CL: 1, FCC: 6}
-# Exact YUV <-> RGB: accurate rounding, chroma interpolated at full resolution.
-EXACT = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+# RGB -> YUV with accurate rounding; YUV -> RGB plain (see above). No scaling happens here:
+# the interpolation itself is unused.
+EXACT = Interpolation.BILINEAR | Interpolation.ACCURATE_RND
+PLAIN = Interpolation.BILINEAR
 
 
 @dataclass(frozen=True)
@@ -92,14 +98,14 @@ def to_rgb(frame: av.VideoFrame) -> np.ndarray:
     """``frame`` as ``(H, W, 3)`` uint8 RGB by its :func:`source_colour`; an HDR frame
     tone-mapped to SDR BT.709 (:mod:`vidstyle.io.hdr`)."""
     if frame.format.is_rgb or not frame.format.name.startswith(("yuv", "nv", "p0", "p2")):
-        return frame.reformat(format="rgb24", interpolation=EXACT).to_ndarray()
+        return frame.reformat(format="rgb24", interpolation=PLAIN).to_ndarray()
     colour = source_colour(frame)
     if colour.hdr:
         return to_sdr(frame, full_range=colour.full_range, hlg=colour.transfer == HLG)
     image: np.ndarray = frame.reformat(
         format="rgb24", src_colorspace=_SWS[colour.matrix],
         src_color_range=ColorRange.JPEG if colour.full_range else ColorRange.MPEG,
-        dst_color_range=ColorRange.JPEG, interpolation=EXACT,
+        dst_color_range=ColorRange.JPEG, interpolation=PLAIN,
     ).to_ndarray()
     return image
 
