@@ -260,11 +260,12 @@ class FlowConfig:
         ),
     )
     long_term_flow: str = field(
-        default="dis-coarse",
+        default="same",
         metadata=_opt(
-            "optical flow to the --long-term references beyond the previous frame: a --flow "
-            "method, or same (as --flow); each reference costs one flow pair per frame, and "
-            "dis-coarse and dis-medium cost a fraction of dis",
+            "optical flow to the --long-term references beyond the previous frame: same (as "
+            "--flow) or a --flow method; each reference costs one flow pair per frame, and "
+            "dis-coarse and dis-medium cost a fraction of dis, at some steadiness over ten "
+            "frames (benchmarks/RESULTS.md)",
             choices=("same", *FLOW_METHODS),
         ),
     )

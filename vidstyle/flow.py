@@ -8,8 +8,8 @@ The estimators, by name (:data:`vidstyle.config.FLOW_METHODS`):
 
 * ``dis`` (the default): OpenCV's DIS, refined down to full resolution, with the pixels where
   the two directions disagree filled from their neighbours along the image's edges.
-* ``dis-coarse``: the same refined DIS one pyramid level coarser: a fraction of the cost,
-  for the long-term references (``--long-term-flow``).
+* ``dis-coarse``: the same refined DIS one pyramid level coarser: a third of the cost, for
+  the long-term references if time matters more than steadiness (``--long-term-flow``).
 * ``dis-medium``: OpenCV's DIS medium preset, the flow of earlier releases: faster, coarser.
 * ``deepflow``: OpenCV's DeepFlow, a different algorithm from DIS; slower, and there to measure
   a render with a flow it did not use (``vidstyle metrics --flow deepflow``).
