@@ -291,9 +291,8 @@ class VideoWriter:
         with disk_errors(self.path):
             self._mux_video(self._video.encode(None))
             self._mux_audio_until(None)
-            for cut in self._cuts.values():
-                for packet in cut.packets(None, self.end_time):
-                    self._container.mux(packet)
+            for index in list(self._cuts):
+                self._mux_cut(index, None)
             self._container.close()
         self._close_audio()
         with disk_errors(self.path):
@@ -360,14 +359,14 @@ class VideoWriter:
                 self._audio_packets = None  # past the rendered range: done with audio
                 return
             cut = self._cuts.get(packet.stream.index)
-            if cut is None and t < self.start_time - 1e-6:
-                continue
+            if cut is None and (t < self.start_time - 1e-6
+                                or packet.stream.index not in self._audio_map):
+                continue  # before the range, or a cut stream given up on damage
             if until is not None and t - self.start_time > until:
                 self._pending = packet  # belongs after the next video frame
                 return
             if cut is not None:  # decoded from the first packet on: the decoder warms up
-                for out in cut.packets(packet, self.end_time):
-                    self._container.mux(out)
+                self._mux_cut(packet.stream.index, packet)
                 continue
             shift = round(self.start_time / packet.time_base)
             packet.pts -= shift
@@ -380,6 +379,23 @@ class VideoWriter:
                 self._last_dts[packet.stream.index] = packet.dts
             packet.stream = self._audio_map[packet.stream.index]
             self._container.mux(packet)
+
+    def _mux_cut(self, index: int, packet: av.Packet | None) -> None:
+        """Mux what cut stream ``index`` makes of source ``packet`` (None: its last packets)."""
+        assert self._container is not None
+        cut = self._cuts.get(index)
+        if cut is None:
+            return
+        try:
+            for out in cut.packets(packet, self.end_time):
+                self._container.mux(out)
+        except av.error.FFmpegError as exc:
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                raise
+            # Damaged audio must not cost the finished video: keep what was cut so far.
+            self.dropped_audio.append(f"audio stream {index} after a damaged packet "
+                                      f"({exc.strerror})")
+            del self._cuts[index]
 
     def _next_audio_packet(self) -> av.Packet | None:
         assert self._audio_packets is not None
