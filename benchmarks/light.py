@@ -7,10 +7,10 @@ without them, rendered with the held painting following the light and without, i
 
 The lit copy of each clip is the clip multiplied, frame by frame, by a gain: 1 for the first
 quarter, 0.6 from there on (an exposure step), and from the middle on falling linearly to
-0.06 at the last frame (a fade to black). Each clip is rendered with the library's defaults,
-which hold a painting to its neighbours scaled by how much brighter the input got
-(:func:`vidstyle.warp.light_gain`), and once more with that switched off (the rule before
-it: where the light changed, the colour check rejects the held painting, and those pixels
+0.06 at the last frame (a fade to black). Each clip is rendered with the library's defaults, once
+holding each painting to its neighbours scaled by how much brighter the input got
+(:func:`vidstyle.warp.light_gain`, ``TemporalPolicy.follow_light``) and once as the defaults
+do (where the light changed, the colour check rejects the held painting, and those pixels
 are painted afresh). Each row gives the flicker ratio and the 10-frame ratio along DIS
 medium flow (``vidstyle metrics``; both the output's and the input's warping error grow
 with a change of light, so the ratio compares like with like), the style loss ratio, and
@@ -60,12 +60,12 @@ def lit_copy(clip: Path, out: Path) -> Path:
 
 
 @contextlib.contextmanager
-def fixed_light() -> Iterator[None]:
-    """Renders inside hold their paintings as they were when the light changes."""
+def light_policy(follow: bool) -> Iterator[None]:
+    """Renders inside follow changes of light with their held paintings, or do not."""
     original = TemporalPolicy.of
 
     def of(cls: type[TemporalPolicy], cfg: object) -> TemporalPolicy:
-        return dataclasses.replace(original(cfg), follow_light=False)  # type: ignore[arg-type]
+        return dataclasses.replace(original(cfg), follow_light=follow)  # type: ignore[arg-type]
 
     TemporalPolicy.of = classmethod(of)  # type: ignore[method-assign, assignment]
     try:
@@ -88,14 +88,13 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tmp)
         for name, clip in _clips(args.clips.split(","), folder, args.frames):
             lit = lit_copy(clip, folder / f"{name}.lit.mp4")
-            for label, switch in (("follows the light", contextlib.nullcontext),
-                                  ("keeps its light", fixed_light)):
+            for label, follow in (("follows the light", True), ("keeps its light", False)):
                 row = []
                 seconds = 0.0
                 for source in (clip, lit):
                     out = folder / f"{source.stem}.{label.split()[0]}.out.mp4"
                     began = time.perf_counter()
-                    with switch():
+                    with light_policy(follow):
                         render(_config(source, out, args.frames, args.size, {}, args.style))
                     seconds += time.perf_counter() - began
                     row.append(measure(source, out, style=args.style, long_range=10))

@@ -45,11 +45,13 @@ class TemporalPolicy:
     """Largest RGB distance between the input frame and the neighbour's input warped onto it
     for a pixel to be trusted (:func:`vidstyle.warp.agreement_mask`); None switches the check
     off, leaving Ruder's flow checks alone."""
-    follow_light: bool = True
+    follow_light: bool = False
     """Scale the neighbour's painting (and, for :attr:`agreement`, its input) by how much
-    brighter the input got since (:func:`vidstyle.warp.light_gain`): a fade, an exposure step
-    or a light coming on is followed by the held painting instead of failing the colour check
-    and being painted afresh, which flickers exactly where the source changed smoothly."""
+    brighter the input got since (:func:`vidstyle.warp.light_gain`), so that a fade, an
+    exposure step or a light coming on is followed by the held painting instead of failing
+    the colour check and being painted afresh. Off by default: on a clip with a step and a
+    fade it did not measure steadier, and on plain clips slightly less steady
+    (``benchmarks/light.py``, figures in benchmarks/RESULTS.md)."""
     anchor: float = 0.25
     """How much each farther reference in which a pixel was also visible pulls on it, against
     1 for the closest (:func:`long_term_target`); 0 is Ruder et al.'s rule."""
