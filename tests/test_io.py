@@ -571,3 +571,43 @@ def test_the_audio_of_a_range_starts_on_its_first_frame(
     loud = np.abs(source[at:at + 1024]).max()
     assert error < (0.1 if suffix == ".mp4" else 0.8) * loud, (error, loud)
     assert np.abs(sound[2048:16384] - source[at + 2048:at + 16384]).max() < 0.05 * loud
+
+
+def _mp3_clip(path: Path) -> Path:
+    """One second of 64x48 video with an MP3 tone (FFmpeg decodes it as ``mp3float``)."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=24)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = container.add_stream("libmp3lame", rate=48000, layout="mono")
+        tone = (np.sin(np.arange(48000) * 2 * np.pi * 440 / 48000) * 0.3).astype(np.float32)
+        for start in range(0, len(tone), 1152):
+            chunk = av.AudioFrame.from_ndarray(tone[None, start:start + 1152], format="fltp",
+                                               layout="mono")
+            chunk.sample_rate, chunk.pts = 48000, start
+            for packet in sound.encode(chunk):
+                container.mux(packet)
+        for packet in sound.encode(None):
+            container.mux(packet)
+        for t in range(24):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 10 * t, np.uint8), "rgb24")
+            frame.pts = t
+            for packet in video.encode(frame):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("first", [0, 5], ids=["whole", "range"])
+def test_mp3_audio_is_kept_in_mp4(tmp_path: Path, first: int) -> None:
+    source = _mp3_clip(tmp_path / "mp3.mp4")
+    frames = list(iter_frames(source, start_index=first))
+    info = probe(source)
+    out = tmp_path / "out.mp4"
+    with VideoWriter(out, width=64, height=48, rate=info.rate, time_base=info.time_base,
+                     audio_source=source, start_time=frames[0].time) as writer:
+        for frame in frames:
+            writer.write(frame.image, frame.time)
+    assert writer.dropped_audio == []
+    with av.open(str(out)) as container:
+        assert container.streams.audio[0].codec_context.codec.canonical_name == "mp3"

@@ -34,8 +34,9 @@ PREROLL = 2048
 
 
 def encoder_for(codec: str) -> str:
-    """The encoder that re-encodes ``codec``: its own where this FFmpeg has one, else AAC."""
-    name = {"mp3": "libmp3lame", "mp3float": "libmp3lame", "opus": "libopus"}.get(codec, codec)
+    """The encoder that re-encodes ``codec`` (a canonical codec name, such as ``mp3``): its
+    own where this FFmpeg has one, else AAC."""
+    name = {"mp3": "libmp3lame", "opus": "libopus"}.get(codec, codec)
     try:
         av.codec.Codec(name, "w")
     except (av.error.FFmpegError, ValueError):
@@ -57,7 +58,7 @@ class AudioCut:
         self.source = source
         self.start = start
         self.rate = ctx.sample_rate
-        name = encoder_for(ctx.name)
+        name = encoder_for(ctx.codec.canonical_name)
         # The encoder is named at run time, so the stubs cannot pick the audio overload.
         self.stream = cast(av.audio.stream.AudioStream,
                            container.add_stream(name, rate=self.rate, layout=ctx.layout.name))
@@ -66,10 +67,6 @@ class AudioCut:
         lossless = name in _LOSSLESS or name.startswith("pcm_")
         self.preroll = PREROLL if preroll and not lossless else 0
         self._next = -self.preroll  # the next output sample; 0 is the cut
-
-    @property
-    def codec(self) -> str:
-        return self.stream.codec_context.name
 
     def packets(self, packet: av.Packet | None, end: float | None) -> list[av.Packet]:
         """The output packets that source ``packet`` gives (None: flush both codecs)."""

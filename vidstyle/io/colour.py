@@ -30,12 +30,9 @@ from av.video.reformatter import ColorRange, Interpolation
 from vidstyle.io.hdr import to_sdr
 
 # AVColorSpace codes, as frames and codec contexts carry them.
-BT709, UNSPECIFIED, FCC, BT470BG, SMPTE170M, SMPTE240M, BT2020_NCL, BT2020_CL = (
-    1, 2, 4, 5, 6, 7, 9, 10)
+BT709, FCC, BT470BG, SMPTE170M, SMPTE240M, BT2020_NCL, BT2020_CL = 1, 4, 5, 6, 7, 9, 10
 # AVColorTransferCharacteristic codes of the two HDR transfers.
 PQ, HLG = 16, 18
-_NAMES = {BT709: "BT.709", FCC: "FCC", BT470BG: "BT.601", SMPTE170M: "BT.601",
-          SMPTE240M: "SMPTE 240M", BT2020_NCL: "BT.2020", BT2020_CL: "BT.2020"}
 # The swscale matrix for each AVColorSpace (swscale has one BT.601 for both of FFmpeg's).
 _SWS = {BT709: 1, FCC: 4, BT470BG: 5, SMPTE170M: 5, SMPTE240M: 7, BT2020_NCL: 9, BT2020_CL: 9}
 # Primaries and transfer written beside each matrix when the source does not say.
@@ -62,11 +59,6 @@ class Colour:
     """``AVColorTransferCharacteristic``; 16 PQ and 18 HLG are HDR."""
     tagged: bool = True
     """Whether the matrix came from the stream, not from its size."""
-
-    @property
-    def name(self) -> str:
-        """``"BT.709 limited"`` and the like, for messages and docs."""
-        return f"{_NAMES.get(self.matrix, 'BT.601')} {'full' if self.full_range else 'limited'}"
 
     @property
     def hdr(self) -> bool:

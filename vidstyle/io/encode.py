@@ -65,8 +65,6 @@ class Codec:
     pix_fmt: str
     suffixes: tuple[str, ...]
     """Output types that hold it."""
-    lossy: bool
-    """Whether ``--crf`` applies."""
     tag: str | None = None
     """The sample entry to write in MP4/MOV (``hvc1``: the one Apple's players accept)."""
 
@@ -74,10 +72,9 @@ class Codec:
 # H.264 plays everywhere; H.265 is half the size for the same look; ProRes 422 HQ (10-bit
 # 4:2:2, near-lossless, large) is what editors import without re-encoding.
 CODECS = {
-    "h264": Codec("libx264", "yuv420p", (".mp4", ".m4v", ".mov", ".mkv"), lossy=True),
-    "h265": Codec("libx265", "yuv420p", (".mp4", ".m4v", ".mov", ".mkv"), lossy=True,
-                  tag="hvc1"),
-    "prores": Codec("prores_ks", "yuv422p10le", (".mov", ".mkv"), lossy=False),
+    "h264": Codec("libx264", "yuv420p", (".mp4", ".m4v", ".mov", ".mkv")),
+    "h265": Codec("libx265", "yuv420p", (".mp4", ".m4v", ".mov", ".mkv"), tag="hvc1"),
+    "prores": Codec("prores_ks", "yuv422p10le", (".mov", ".mkv")),
 }
 
 
@@ -247,7 +244,10 @@ class VideoWriter:
             # A range that starts later than the audio is cut at its first sample; the
             # packets of a whole video are copied as they are (vidstyle.io.audio).
             cut = self.start_time > 1e-6
-            codec = encoder_for(ctx.name) if cut else ctx.name
+            # Canonical names: the decoder of MP3 is called mp3float, the stream is mp3.
+            codec = ctx.codec.canonical_name
+            if cut and encoder_for(codec) == "aac":
+                codec = "aac"
             if not _holds_audio(container.format.name, codec):
                 self.dropped_audio.append(
                     f"audio stream {in_stream.index} ({ctx.name}) cannot be stored in "
