@@ -10,7 +10,7 @@ import torch
 
 from vidstyle.config import OptimConfig
 from vidstyle.flow import DISFlow, ReferenceFlows
-from vidstyle.seams import reconcile_seam, seam_optim, seam_weight
+from vidstyle.seams import reconcile_seam, seam_optim, seam_position, seam_weight
 
 
 def test_seam_frames_run_every_iteration_at_half_the_step() -> None:
@@ -20,14 +20,28 @@ def test_seam_frames_run_every_iteration_at_half_the_step() -> None:
 
 
 @pytest.mark.parametrize("window", [1, 2, 6])
-def test_seam_weights_shrink_the_gap_by_equal_steps(window: int) -> None:
+def test_held_to_the_previous_frame_alone_the_gap_shrinks_by_equal_steps(window: int) -> None:
     left = 1.0
     gaps = []
     for k in range(window):
-        left *= seam_weight(k, window)
+        behind = [seam_position(9 + k, 10, window)]  # the window starts at input frame 10
+        a = seam_weight(seam_position(10 + k, 10, window), behind, anchor=0.25)
+        np.testing.assert_allclose(a, (window - k) / (window + 1 - k))
+        left *= a
         gaps.append(left)
     steps = np.diff([1.0, *gaps, 0.0])
     np.testing.assert_allclose(steps, -1 / (window + 1))
+
+
+def test_far_references_into_the_earlier_chunk_take_less_weight() -> None:
+    # Frame 3 of a 4-frame window, held to frame 2 of the window and to the earlier chunk's
+    # frame 5 back: the earlier chain pulls harder, so the side behind must weigh less.
+    near = seam_weight(seam_position(13, 10, 4), [seam_position(12, 10, 4)], anchor=0.25)
+    both = seam_weight(seam_position(13, 10, 4), [seam_position(12, 10, 4),
+                                                   seam_position(8, 10, 4)], anchor=0.25)
+    assert both < near
+    folded = (3 / 5 + 0.25 * 0) / 1.25
+    np.testing.assert_allclose(both * folded + (1 - both), 4 / 5)
 
 
 class _Start:
@@ -51,6 +65,25 @@ def test_a_seam_window_passes_from_the_earlier_chain_to_the_later_one() -> None:
     )
     means = [float(f.mean()) for f in frames]
     # From 40 to 200 in window + 1 equal steps of 32: 72, 104, 136, 168.
+    np.testing.assert_allclose(means, [72, 104, 136, 168], atol=1.0)
+
+
+def test_with_long_term_references_the_window_still_steps_evenly() -> None:
+    # Held also 2 and 5 frames back, most of the window reaches into the earlier chunk: the
+    # weights must still take it from 40 to 200 in equal steps, ending one step short.
+    rng = np.random.default_rng(0)
+    scene = (rng.random((32, 48, 3)) * 255).astype(np.uint8)
+    window, start = 4, 10
+    inputs = {i: scene for i in range(start - 5, start + window + 6)}
+    dark, light = np.full_like(scene, 40), np.full_like(scene, 200)
+    frames = reconcile_seam(
+        _Start(), ReferenceFlows(DISFlow()), torch.device("cpu"),  # type: ignore[arg-type]
+        start=start, window=window, inputs=inputs,
+        behind={i: dark for i in range(start - 5, start)},
+        ahead={i: light for i in range(start, start + window + 6)},
+        offsets=(1, 2, 5), iterations=1,
+    )
+    means = [float(f.mean()) for f in frames]
     np.testing.assert_allclose(means, [72, 104, 136, 168], atol=1.0)
 
 

@@ -71,16 +71,45 @@ def seam_optim(optim: OptimConfig) -> OptimConfig:
     return dataclasses.replace(optim, early_stop=0.0, lr=optim.lr / 2)
 
 
-def seam_weight(k: int, window: int) -> float:
-    """The weight ``a_k = (w-k)/(w+1-k)`` of the chain behind frame ``k`` of a seam window.
+def seam_position(index: int, start: int, window: int) -> float:
+    """Where a painting of input frame ``index`` lies between the two chains of a seam window:
+    0 for the earlier chunk's chain (``index < start``), 1 for the later chunk's, and
+    ``(k + 1) / (window + 1)`` for the reconciled frame ``k = index - start`` of the window.
 
-    Each result is about ``a_k`` parts the previous result and ``1 - a_k`` parts the later
-    chain, so its distance to the later chain is the product ``a_0 ... a_k = (w-k)/(w+1)`` of
-    the distance at the seam: it shrinks by the same ``1/(w+1)`` at every frame, and no step
-    carries more of the difference than another. (Weights linear in ``k`` would multiply to
-    uneven steps, the largest in the middle.)
+    These are the window's aims: each reconciled frame a further ``1 / (window + 1)`` of the
+    way from the earlier chain to the later one, so that no step carries more of the
+    difference than another.
     """
-    return (window - k) / (window + 1 - k)
+    if index < start:
+        return 0.0
+    return min(index - start + 1, window + 1) / (window + 1)
+
+
+def seam_weight(aim: float, behind: Sequence[float], *, anchor: float = 0.0) -> float:
+    """The weight of the references behind a seam frame, against ``1 -`` it for those ahead.
+
+    Args:
+        aim: the frame's :func:`seam_position`.
+        behind: the positions of the paintings behind it that it is held to, closest first.
+        anchor: the render's long-term anchor (:attr:`TemporalPolicy.anchor`).
+
+    The references on one side fold into one target (:func:`vidstyle.temporal.long_term_target`):
+    where every reference saw a pixel, the closest counts 1 and each farther one ``anchor``,
+    so the chain behind sits at the like mean of ``behind``. The later chunk's chain ahead sits
+    at 1. The weight ``a`` puts the blend ``a * behind + (1 - a)`` at ``aim``.
+
+    With the previous frame alone behind (``--long-term 1``) this is ``(w-k)/(w+1-k)``. Farther
+    references reach into the earlier chunk (position 0) for most of the window, and weighted
+    like that one they held the window's last frames back towards the earlier chain: the
+    window then ended with a step onto the later chunk's frames (measured with
+    ``benchmarks/chunks.py``: see benchmarks/RESULTS.md).
+    """
+    if not behind:
+        return 0.0
+    folded = (behind[0] + anchor * sum(behind[1:])) / (1 + anchor * (len(behind) - 1))
+    if folded >= 1.0:
+        return 1.0
+    return min(max((1.0 - aim) / (1.0 - folded), 0.0), 1.0)
 
 
 def reconcile_seam(
@@ -104,7 +133,8 @@ def reconcile_seam(
     Frame ``k`` of the window (input frame ``start + k``) is a frame like any other, held by
     :func:`vidstyle.temporal.hold` to references on both sides: the frames ``offsets`` before
     it (already reconciled ones, or the earlier chunk's), weighted :func:`seam_weight`
-    ``a_k``, and the later chunk's frames ``offsets`` after it, weighted ``1 - a_k``. It
+    ``a_k``, and the later chunk's frames ``offsets`` after it, weighted ``1 - a_k``, so
+    that it lands at its :func:`seam_position`. It
     starts from the later chunk's own painting of it moved all the way to the target where
     the target is trusted: the weights already say how much of each chain the frame takes.
 
@@ -144,20 +174,25 @@ def reconcile_seam(
     done: dict[int, np.ndarray] = {}
     for k in range(window):
         i = start + k
-        a = seam_weight(k, window)
         content = to_tensor(inputs[i], device)
-        references: list[Reference] = []
-        for side, weight, paintings in ((EARLIER, a, behind), (LATER, 1.0 - a, ahead)):
-            for j in offsets:
+        found: list[tuple[int, int, np.ndarray]] = []  # (side, offset, painting)
+        for side, paintings in ((EARLIER, behind), (LATER, ahead)):
+            for j in sorted(offsets):
                 p = i + side * j
                 painted = done.get(p) if side < 0 and p >= start else paintings.get(p)
-                if painted is None or p not in inputs:
-                    continue
-                backward, forward = flows.pair(inputs[p], inputs[i], j)
-                references.append(Reference(
-                    painting=to_tensor(painted, device), source=source(p),
-                    flow=backward, reverse=forward, side=side, weight=weight,
-                ))
+                if painted is not None and p in inputs:
+                    found.append((side, j, painted))
+        a = seam_weight(seam_position(i, start, window),
+                        [seam_position(i - j, start, window) for s, j, _ in found if s < 0],
+                        anchor=policy.anchor)
+        references: list[Reference] = []
+        for side, j, painted in found:
+            p = i + side * j
+            backward, forward = flows.pair(inputs[p], inputs[i], j)
+            references.append(Reference(
+                painting=to_tensor(painted, device), source=source(p), flow=backward,
+                reverse=forward, side=side, weight=a if side < 0 else 1.0 - a,
+            ))
         own = to_tensor(ahead[i], device)
         held = hold(content, references, policy, base=own, blend=1.0)
         result, _ = stylizer.stylize(content, held.init, iterations=iterations,
