@@ -14,8 +14,8 @@ Then prints, with the warping error of Lai et al. (2018) per consecutive frame p
 
 * at each seam, the error of the pairs in the seam's window (the pair across the seam and the
   reconciled frames after it) against the median error of the pairs inside the chunks (goal:
-  the worst window pair at most 1.5x the median);
-* the flicker ratio of each chunked render against the unchunked one (goal: at most 1.2x);
+  the worst window pair at most 1.3x the median);
+* the flicker ratio of each chunked render against the unchunked one (goal: at most 1.05x);
 * wall time of each render, Ray start-up included, with the machine's core count.
 """
 
