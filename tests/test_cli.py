@@ -588,6 +588,34 @@ def test_on_a_terminal_the_bar_is_redrawn_in_place(clock: Clock) -> None:
     assert "2/2" in draws[-1]
 
 
+def test_a_render_says_once_what_it_will_cost(clock: Clock) -> None:
+    """A few iterations into the first frame: the measured seconds per iteration, what a later
+    frame and the rest of the range cost at that rate, and the peak memory so far."""
+    stream = io.StringIO()
+    with showing(FrameBar("clip.mp4", stream, iterations=50)) as bar:
+        for f, budget in ((0, 150), (1, 50)):
+            for it in range(1, budget + 1):
+                # 30 s of set-up before the first report, then 2 s per iteration.
+                elapsed = 30.0 + 2.0 * (it - 1) + 300.0 * f
+                bar(Progress(f, 10, f, it, budget, 1.0, elapsed, False, 0, (1920, 1080)))
+            bar(Progress(f + 1, 10, f, budget, budget, 1.0, elapsed, True, 0, (1920, 1080)))
+    lines = [line for line in stream.getvalue().splitlines() if line.startswith("estimate")]
+    assert len(lines) == 1, stream.getvalue()
+    line = lines[0]
+    assert line.startswith("estimate: 2.00 s per iteration at 1920x1080; ")
+    assert "a later frame up to 1:40 (50 iterations)" in line
+    # After iteration 5 of 150: 145 more, then 9 frames of 50, at 2 s each.
+    assert "the rest of the render up to about 19:50" in line
+    assert re.search(r"peak memory so far \d+\.\d GB$", line)
+
+
+def test_no_estimate_unless_asked(clock: Clock) -> None:
+    stream = io.StringIO()
+    with showing(FrameBar("clip.mp4", stream)) as bar:
+        frames(bar, clock, total=3, count=3, iterations=10)
+    assert "estimate" not in stream.getvalue()
+
+
 def test_chunk_progress_lines_off_a_terminal(clock: Clock) -> None:
     from vidstyle.distributed import ChunkProgress
 

@@ -89,8 +89,9 @@ def config_from_args(args: argparse.Namespace) -> RenderConfig:
     )
 
 
-def _frame_bar(args: argparse.Namespace, label: str) -> FrameBar | None:
-    return None if args.quiet else FrameBar(label)
+def _frame_bar(args: argparse.Namespace, label: str, iterations: int | None = None
+               ) -> FrameBar | None:
+    return None if args.quiet else FrameBar(label, iterations=iterations)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -100,7 +101,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _colour_note(cfg.input)
     if args.chunks is not None or args.ray is not None:
         return _run_chunked(args, cfg)
-    with showing(_frame_bar(args, cfg.input.name)) as bar:
+    with showing(_frame_bar(args, cfg.input.name, cfg.optim.iterations)) as bar:
         result = render(cfg, progress=bar)
     # Per frame stylized by this run: every pass counts, frames resumed do not.
     work = result.frames * cfg.optim.passes - result.resumed_frames
@@ -184,7 +185,7 @@ def _cmd_preview(args: argparse.Namespace) -> int:
     # -o names the sheet, not a render output: the render itself goes to a temporary file.
     cfg = config_from_args(argparse.Namespace(**{**vars(args), "output": None}))
     sheet = args.output if args.output is not None else default_sheet(cfg)
-    with showing(_frame_bar(args, cfg.input.name)) as bar:
+    with showing(_frame_bar(args, cfg.input.name, cfg.optim.iterations)) as bar:
         result = preview(cfg, sheet=sheet, count=args.count, video=args.video, progress=bar)
     width, height = result.size
     also = f" and {result.video}" if result.video is not None else ""

@@ -98,15 +98,84 @@ class _Report:
             self.bar = None
 
 
+ESTIMATE_AFTER = 4
+"""Iterations of the first frame timed before :class:`FrameBar` says what the render costs."""
+
+
 class FrameBar(_Report):
     """A render's frames: done / total, seconds per frame, ETA, the current frame's iteration.
 
     Frames resumed from an interrupted run count as done but not in the rate. Off a terminal:
     a line when the first frame starts and one per finished frame.
+
+    Given ``iterations`` (the budget of every frame after the first), it also says once, a
+    few iterations into the first frame, what the render will cost: seconds per iteration at
+    the frame size, what that makes a later frame and the rest of the range, and the peak
+    memory so far (:func:`estimate_line`). The bar's own ETA cannot know that yet: the first
+    frame runs more iterations than the rest, and no frame has finished.
     """
 
+    def __init__(self, label: str, stream: TextIO | None = None, *,
+                 iterations: int | None = None) -> None:
+        super().__init__(label, stream)
+        self.iterations = iterations
+        self._timed: tuple[int, int, float] | None = None  # (frame, iteration, elapsed)
+        self._estimated = iterations is None
+
     def __call__(self, p: Progress) -> None:
+        if not self._estimated and not p.frame_done:
+            self._estimate(p)
         self.draw(p.frame, f"iter {p.iteration}/{p.iterations}", p.frame, total=p.total)
+
+    def _estimate(self, p: Progress) -> None:
+        # Timed from a frame's first report on: the work before it (content features, flows,
+        # the first step's allocations) is not per iteration.
+        if self._timed is None or self._timed[0] != p.source_index:
+            self._timed = (p.source_index, p.iteration, p.elapsed)
+            return
+        _, first, began = self._timed
+        if p.iteration - first < ESTIMATE_AFTER:
+            return
+        self._estimated = True
+        per_iteration = (p.elapsed - began) / (p.iteration - first)
+        assert self.iterations is not None
+        line = estimate_line(per_iteration, p, self.iterations, peak_memory())
+        tqdm.write(line, file=self.stream)  # on a terminal: above the bar, which is redrawn
+
+
+def estimate_line(per_iteration: float, p: Progress, iterations: int,
+                  memory: tuple[str, float] | None) -> str:
+    """The one line :class:`FrameBar` writes on what a render will cost.
+
+    ``per_iteration`` seconds as measured in frame ``p``; ``iterations`` the budget of a
+    later frame; ``memory`` ``(where, peak bytes)`` so far. Early stopping can only make the
+    frames shorter, so the times are upper bounds, the optical flow aside.
+    """
+    size = f" at {p.size[0]}x{p.size[1]}" if p.size is not None else ""
+    parts = [f"estimate: {per_iteration:.2f} s per iteration{size}",
+             f"a later frame up to {clock(per_iteration * iterations)} ({iterations} iterations) "
+             "plus its optical flow"]
+    if p.total is not None:
+        left = (p.iterations - p.iteration) + max(p.total - p.frame - 1, 0) * iterations
+        parts.append(f"the rest of the render up to about {clock(per_iteration * left)}")
+    if memory is not None:
+        where, peak = memory
+        parts.append(f"peak {where}memory so far {peak / 1e9:.1f} GB")
+    return "; ".join(parts)
+
+
+def peak_memory() -> tuple[str, float] | None:
+    """``(where, bytes)``: the peak memory of this process so far, on the GPU when the render
+    has used one, else in RAM; None where the system does not say."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        return "GPU ", float(torch.cuda.max_memory_allocated())
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return "", float(peak if sys.platform == "darwin" else peak * 1024)  # bytes there, KiB here
 
 
 class ChunkBar(_Report):

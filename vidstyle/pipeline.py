@@ -82,6 +82,8 @@ class Progress:
     frame_done: bool
     resumed: int = 0
     """Frames taken from an interrupted earlier run: finished, but not in ``elapsed``."""
+    size: tuple[int, int] | None = None
+    """``(width, height)`` of the frames being stylized."""
 
 
 @dataclass(frozen=True)
@@ -238,7 +240,8 @@ def render(
         if progress is not None:
             elapsed = time.monotonic() - began
             done = store.work_done
-            progress(Progress(done, work, index, it, budget, loss, elapsed, finished, resumed))
+            progress(Progress(done, work, index, it, budget, loss, elapsed, finished, resumed,
+                              (width, height)))
 
     state = RenderState(cfg=cfg, store=store, stylizer=stylizer, flows=flows, device=device,
                         notify=notify, policy=TemporalPolicy.of(cfg))
