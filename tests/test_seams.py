@@ -51,39 +51,25 @@ class _Start:
         return init, None
 
 
-def test_a_seam_window_passes_from_the_earlier_chain_to_the_later_one() -> None:
+@pytest.mark.parametrize("offsets", [(1,), (1, 2, 5)])
+def test_a_seam_window_passes_from_the_earlier_chain_to_the_later_one_evenly(
+        offsets: tuple[int, ...]) -> None:
+    # With offsets 2 and 5 as well, most of the window is held to the earlier chunk's frames
+    # too: the weights must still take it from 40 to 200 in equal steps, ending a step short.
     rng = np.random.default_rng(0)
     scene = (rng.random((32, 48, 3)) * 255).astype(np.uint8)  # a still scene
-    window, start = 4, 10
-    inputs = {i: scene for i in range(start - 1, start + window + 1)}
+    window, start, reach = 4, 10, max(offsets)
+    inputs = {i: scene for i in range(start - reach, start + window + reach + 1)}
     dark, light = np.full_like(scene, 40), np.full_like(scene, 200)
     frames = reconcile_seam(
         _Start(), ReferenceFlows(DISFlow()), torch.device("cpu"),  # type: ignore[arg-type]
         start=start, window=window, inputs=inputs,
-        behind={start - 1: dark}, ahead={i: light for i in range(start, start + window + 1)},
-        iterations=1,
+        behind={i: dark for i in range(start - reach, start)},
+        ahead={i: light for i in range(start, start + window + reach + 1)},
+        offsets=offsets, iterations=1,
     )
     means = [float(f.mean()) for f in frames]
     # From 40 to 200 in window + 1 equal steps of 32: 72, 104, 136, 168.
-    np.testing.assert_allclose(means, [72, 104, 136, 168], atol=1.0)
-
-
-def test_with_long_term_references_the_window_still_steps_evenly() -> None:
-    # Held also 2 and 5 frames back, most of the window reaches into the earlier chunk: the
-    # weights must still take it from 40 to 200 in equal steps, ending one step short.
-    rng = np.random.default_rng(0)
-    scene = (rng.random((32, 48, 3)) * 255).astype(np.uint8)
-    window, start = 4, 10
-    inputs = {i: scene for i in range(start - 5, start + window + 6)}
-    dark, light = np.full_like(scene, 40), np.full_like(scene, 200)
-    frames = reconcile_seam(
-        _Start(), ReferenceFlows(DISFlow()), torch.device("cpu"),  # type: ignore[arg-type]
-        start=start, window=window, inputs=inputs,
-        behind={i: dark for i in range(start - 5, start)},
-        ahead={i: light for i in range(start, start + window + 6)},
-        offsets=(1, 2, 5), iterations=1,
-    )
-    means = [float(f.mean()) for f in frames]
     np.testing.assert_allclose(means, [72, 104, 136, 168], atol=1.0)
 
 
