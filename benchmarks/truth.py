@@ -230,16 +230,23 @@ def flow_epe(source: Sequence[np.ndarray], truth: Truth, method: str) -> float:
     return float(np.mean(errors))
 
 
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def _cell(true: dict[int, float]) -> str:
     return " / ".join(f"{true[g]:.2f}" if g in true else "-" for g in GAPS)
 
 
-def _along_dis(source: Path, video: Path) -> dict[str, dict[int, float]]:
+def _along_dis(source: Path, video: Path, style: Path | None = None) -> dict:
     """The same video measured along DIS flow and Ruder's mask, as every other benchmark:
-    ``{"ratio" | "error" | "input_error": {gap: value}}``."""
-    report = measure(source, video, long_range=10)
-    out = {"ratio": {1: report.flicker_ratio}, "error": {1: report.warping_error_output},
-           "input_error": {1: report.warping_error_input}}
+    ``{"ratio" | "error" | "input_error": {gap: value}}``, and with ``style`` its style loss
+    ratio (``"style_loss_ratio"``, every 4th frame)."""
+    report = measure(source, video, long_range=10, style=style, every=4)
+    out: dict = {"ratio": {1: report.flicker_ratio}, "error": {1: report.warping_error_output},
+                 "input_error": {1: report.warping_error_input}}
+    if style is not None:
+        out["style_loss_ratio"] = report.style_loss_ratio
     long, long_in = report.long_range_error_output, report.long_range_error_input
     if report.long_range_ratio is not None and long is not None and long_in is not None:
         out["ratio"][10], out["error"][10], out["input_error"][10] = (
@@ -247,11 +254,13 @@ def _along_dis(source: Path, video: Path) -> dict[str, dict[int, float]]:
     return out
 
 
-def _measured(path: Path, video: Path, truth: Truth, input_error: dict[int, float]) -> dict:
-    """Figures of the video at ``path`` (a rendering of the scene video ``video``)."""
+def _measured(path: Path, video: Path, truth: Truth, input_error: dict[int, float],
+              style: Path | None = None) -> dict:
+    """Figures of the video at ``path`` (a rendering of the scene video ``video``; with
+    ``style``, its style loss ratio too)."""
     errors = mean_errors(read(path), truth)
     return {"true": ratios(errors, input_error), "true_error": errors,
-            "dis": _along_dis(video, path)}
+            "dis": _along_dis(video, path, style)}
 
 
 def table(
@@ -268,12 +277,14 @@ def table(
 ) -> list[dict]:
     """Render each scene in each mode with each style and print one row per scene and style:
     the true flicker / 10-frame ratios of each mode and of the ideal painting (encoded like a
-    render, and before encoding), then the same videos measured along DIS flow. Returns the
+    render, and before encoding), then the same videos measured along DIS flow, the flows'
+    end-point errors, and each mode's style loss ratio and seconds per frame. Returns the
     rows (also written to ``out/results.json``)."""
     names = [*modes, "ideal painting"]
     print(f"| scene | style | {' | '.join(names)} | {UNENCODED} | "
-          f"{' | '.join(f'{n} (DIS)' for n in names)} | EPE px: render's flow / DIS medium |\n"
-          f"|{'---|' * (4 + 2 * len(names))}", flush=True)
+          f"{' | '.join(f'{n} (DIS)' for n in names)} | EPE px: render's flow / DIS medium | "
+          f"style loss ratio: {' / '.join(modes)} | s/frame: {' / '.join(modes)} |\n"
+          f"|{'---|' * (6 + 2 * len(names))}", flush=True)
     rows: list[dict] = []
     device = torch.device("cpu")
     with tempfile.TemporaryDirectory() as tmp:
@@ -298,8 +309,9 @@ def table(
                     began = time.perf_counter()
                     render(_config(video, path, frames, size, change, style))
                     seconds = time.perf_counter() - began
-                    row["modes"][mode] = {**_measured(path, video, truth, row["input_error"]),
-                                          "s_per_frame": seconds / frames}
+                    row["modes"][mode] = {
+                        **_measured(path, video, truth, row["input_error"], style),
+                        "s_per_frame": seconds / frames}
                     if not keep:
                         path.unlink()
                 painted = paint(sc, style, device)
@@ -314,9 +326,13 @@ def table(
                                            "true_error": errors}
                 rows.append(row)
                 results = row["modes"].values()
+                rendered = [row["modes"][m] for m in modes]
+                losses = " / ".join(_number(r["dis"].get("style_loss_ratio")) for r in rendered)
+                times = " / ".join(f"{r['s_per_frame']:.2f}" for r in rendered)
                 print(f"| {name} | {style.stem} | {' | '.join(_cell(r['true']) for r in results)} "
                       f"| {' | '.join(_cell(r['dis']['ratio']) for r in results if 'dis' in r)} "
-                      f"| {epe[0]:.2f} / {epe[1]:.2f} |", flush=True)
+                      f"| {epe[0]:.2f} / {epe[1]:.2f} "
+                      f"| {losses} | {times} |", flush=True)
                 if out is not None:
                     (out / "results.json").write_text(json.dumps(rows, indent=1))
     return rows
