@@ -33,7 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
-SIZES = {"360": (640, 360), "384": (384, 216), "720": (1280, 720), "1080": (1920, 1080)}
+SIZES = {"360": (640, 360), "384": (384, 216), "720": (1280, 720), "1080": (1920, 1080),
+         "2160": (3840, 2160)}
 
 
 def _case(backbone: str, size: str, frames: int, first: int, later: int, device: str,
@@ -53,6 +54,7 @@ def _case(backbone: str, size: str, frames: int, first: int, later: int, device:
     style_cfg = StyleConfig(backbone=backbone, weights=weights)
     dev = torch.device(device)
     optimizing = 0.0
+    done: list[float] = []  # when each frame was finished
     if mode in ("vidstyle", "serial"):
         from vidstyle import pipeline
 
@@ -67,10 +69,15 @@ def _case(backbone: str, size: str, frames: int, first: int, later: int, device:
             return result
 
         pipeline.FrameStylizer.stylize = timed  # type: ignore[method-assign]
+
+        def finished(p: pipeline.Progress) -> None:
+            if p.frame_done:
+                done.append(time.perf_counter())
+
         began = time.perf_counter()
         pipeline.render(RenderConfig(input=clip, styles=(style,), output=workdir / "out.mp4",
                                      max_side=0, device=device, style=style_cfg, optim=optim),
-                        overlap=mode == "vidstyle")
+                        overlap=mode == "vidstyle", progress=finished)
     else:
         from vidstyle.features import load_backbone
         from vidstyle.io import iter_frames
@@ -86,6 +93,8 @@ def _case(backbone: str, size: str, frames: int, first: int, later: int, device:
     seconds = time.perf_counter() - began
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {"seconds": seconds, "rss_mb": peak_rss, "optimize_s": optimizing}
+    if len(done) > 1:  # a later frame: from the first frame's end to the last's, per frame
+        result["later_s"] = (done[-1] - done[0]) / (len(done) - 1)
     if dev.type == "cuda":
         result["gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return result
@@ -233,7 +242,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--sizes", help="comma list of 360,384,720,1080")
+    parser.add_argument("--sizes", help="comma list of 360,384,720,1080,2160")
     parser.add_argument("--backbones", help="comma list (default: lite0 on CPU, both on GPU)")
     parser.add_argument("--frames", type=int, default=20)
     parser.add_argument("--first-iterations", type=int, default=150)
@@ -245,6 +254,8 @@ def main() -> int:
     parser.add_argument("--precision", default="auto",
                         help="auto, float32, tf32 or bf16 for the vidstyle runs (default auto)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
+    parser.add_argument("--no-bare", action="store_true",
+                        help="skip the bare loop (for large frames on a CPU)")
     parser.add_argument("--case", nargs=2, metavar=("MODE", "SPEC"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_run:
@@ -261,6 +272,7 @@ def main() -> int:
 
     gpu = args.device == "cuda"
     sizes = (args.sizes or ("360,720,1080" if gpu else "384")).split(",")
+    nan = float("nan")
     backbones = (args.backbones or ("efficientnet-lite0,vgg19" if gpu
                                     else "efficientnet-lite0")).split(",")
     iterations = args.first_iterations + (args.frames - 1) * args.iterations
@@ -269,7 +281,8 @@ def main() -> int:
           f"{args.first_iterations} iterations for "
           f"the first and {args.iterations} for each later frame ({iterations} in all)")
     print(f"{'backbone':20} {'size':>9} {'vidstyle s':>10} {'bare s':>8} {'ratio':>6} "
-          f"{'s/iter':>7} {'s/frame':>8} {'RSS MB':>7} {'GPU MB':>7} {'floor':>6}")
+          f"{'s/iter':>7} {'s/frame':>8} {'later s/frame':>13} {'RSS MB':>7} {'GPU MB':>7} "
+          f"{'floor':>6}")
     overlap_rows = []
     for backbone in backbones:
         for size in sizes:
@@ -282,7 +295,8 @@ def main() -> int:
                 out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
                 return json.loads(out.strip().splitlines()[-1])
 
-            runs = {mode: case(mode) for mode in ("vidstyle", "bare")}
+            runs = {mode: case(mode) for mode in ("vidstyle", *(() if args.no_bare
+                                                                 else ("bare",)))}
             if args.overlap:
                 # Run-to-run spread on a shared machine is several percent, larger than what
                 # the overlap can change on a CPU: alternate the order and keep every pair.
@@ -291,17 +305,19 @@ def main() -> int:
                     order = ("serial", "vidstyle") if r % 2 == 0 else ("vidstyle", "serial")
                     got = {mode: case(mode) for mode in order}
                     pairs.append((got["vidstyle"], got["serial"]))
-            v, b = runs["vidstyle"], runs["bare"]
-            per_iter = b["seconds"] / iterations
+            v, b = runs["vidstyle"], runs.get("bare")
+            # Seconds per iteration of the bare loop; without it, of the whole render.
+            per_iter = (b or v)["seconds"] / iterations
             floor = ""
             if gpu:
                 flops, rate = _floor(backbone, size, args.device)
                 floor = f"{100 * flops / rate / per_iter:5.0f}%"
             w, h = SIZES[size]
-            print(f"{backbone:20} {w:>4}x{h:<4} {v['seconds']:10.1f} {b['seconds']:8.1f} "
-                  f"{v['seconds'] / b['seconds']:6.2f} {per_iter:7.3f} "
-                  f"{v['seconds'] / args.frames:8.2f} {v['rss_mb']:7.0f} "
-                  f"{v.get('gpu_mb', float('nan')):7.0f} {floor:>6}")
+            bare_s = b["seconds"] if b else nan
+            print(f"{backbone:20} {w:>4}x{h:<4} {v['seconds']:10.1f} {bare_s:8.1f} "
+                  f"{v['seconds'] / bare_s:6.2f} {per_iter:7.3f} "
+                  f"{v['seconds'] / args.frames:8.2f} {v.get('later_s', nan):13.2f} "
+                  f"{v['rss_mb']:7.0f} {v.get('gpu_mb', nan):7.0f} {floor:>6}")
             if args.overlap:
                 overlap_rows.extend((backbone, f"{w}x{h}", o, t) for o, t in pairs)
     if gpu:

@@ -100,10 +100,6 @@ MODES = {
     # The flow to the long-term references: the refined one, or DIS medium.
     "refined far flow": {"flow": {"long_term_flow": "dis"}},
     "medium far flow": {"flow": {"long_term_flow": "dis-medium"}},
-    # Coarse to fine for later frames: N iterations at half size, then M at full size.
-    "coarse 35+15": {"optim": {"coarse_iterations": 35, "iterations": 15}},
-    "coarse 40+10": {"optim": {"coarse_iterations": 40, "iterations": 10}},
-    "coarse 20+30": {"optim": {"coarse_iterations": 20, "iterations": 30}},
     "previous defaults": {"flow": {"flow": "dis-medium"},
                           "style": {"long_term": (1,), "temporal_weight": 1e5}},
 }

@@ -211,39 +211,3 @@ def test_reading_losses_a_step_late_changes_nothing_but_the_stop(
     _, stop_b = lagged.stylize(content, content, iterations=50)
     assert stop_a.stopped_early and stop_b.stopped_early
     assert stop_b.iterations == stop_a.iterations + 1
-
-
-def test_style_targets_per_frame_size_are_made_once(lite0: Backbone, styles) -> None:
-    stylizer = FrameStylizer(lite0, [load_image(styles[0])], style=StyleConfig(),
-                             optim=OptimConfig(), frame_size=(64, 96))
-    assert stylizer.targets_at((64, 96)) is stylizer.targets
-    half = stylizer.targets_at((32, 48))
-    assert half is stylizer.targets_at((32, 48))
-    assert half.keys() == stylizer.targets.keys()
-    assert any(not torch.allclose(half[k], stylizer.targets[k]) for k in half)
-
-
-def test_coarse_iterations_run_first_and_count(lite0: Backbone, styles, content) -> None:
-    stylizer = FrameStylizer(lite0, [load_image(styles[0])], style=StyleConfig(),
-                             optim=OptimConfig(early_stop=0), frame_size=(64, 96))
-    seen: list[int] = []
-    out, stats = stylizer.stylize(content, content, iterations=4, coarse=6,
-                                  on_iteration=lambda i, _: seen.append(i))
-    assert stats.iterations == 10 and seen == list(range(1, 11))
-    assert out.shape == content.shape
-
-
-def test_a_coarse_start_keeps_the_start_s_fine_detail(lite0: Backbone, styles, content) -> None:
-    """Only the half-size change is scaled up: a pixel-fine pattern in the start (the warped
-    painting's finest strokes) survives, where scaling up the half-size result would erase it."""
-    stylizer = FrameStylizer(lite0, [load_image(styles[0])], style=StyleConfig(),
-                             optim=OptimConfig(early_stop=0), frame_size=(64, 96))
-    checker = (torch.arange(64)[:, None] + torch.arange(96)[None]) % 2 * 2.0 - 1.0  # +-1
-    start = (content * 0.8 + 0.1 + 0.05 * checker).clamp(0, 1)
-    out, _ = stylizer.coarse_start(content, start, iterations=10)
-
-    def fine(x: torch.Tensor) -> float:  # the checkerboard's amplitude in x
-        return float((x * checker).mean())
-
-    assert abs(fine(out) - fine(start)) < 0.1 * fine(start)
-    assert (out - start).abs().mean() > 1e-3  # and the half-size iterations did move it

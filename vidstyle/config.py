@@ -174,14 +174,6 @@ class OptimConfig:
         default=50,
         metadata=_opt("iterations for later frames (they start from the warped previous one)"),
     )
-    coarse_iterations: int = field(
-        default=0,
-        metadata=_opt(
-            "iterations a later frame runs at half size before its --iterations at full size "
-            "(each on a quarter of the pixels); only what they change is scaled up onto the "
-            "full-size start, so the fine strokes carried along the motion stay (0: off)"
-        ),
-    )
     early_stop: float = field(
         default=1e-3,
         metadata=_opt(
@@ -248,9 +240,6 @@ class OptimConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise UsageError(f"{name.replace('_', '-')} must be an integer >= 1, got {value}")
-        if not isinstance(self.coarse_iterations, int) or self.coarse_iterations < 0:
-            raise UsageError(f"coarse-iterations must be an integer >= 0, got "
-                             f"{self.coarse_iterations}")
         _check_positive("early-stop", self.early_stop, allow_zero=True)
         if not (math.isfinite(self.lr_decay) and 0 <= self.lr_decay <= 1):
             raise UsageError(f"lr-decay must be between 0 and 1, got {self.lr_decay}")

@@ -71,31 +71,20 @@ class FrameStylizer:
         self.content_layers = backbone.content_layers
         self.style_layers = backbone.style_layers
         self.taps = tuple(dict.fromkeys(self.content_layers + self.style_layers))
+        long_side = max(8, round(max(frame_size) * style.style_scale))
         self.device = styles[0].device
         self.read_lag = 1 if self.device.type == "cuda" else 0
         """Steps queued before a loss is read on the host (see :meth:`stylize`)."""
         self.precision = resolve_precision(optim.precision, self.device)
         # torch.compile traces the network once per frame size and set of taps.
         self._forward = torch.compile(backbone, dynamic=False) if optim.compile else backbone
-        self._styles = [(image, weight / sum(weights)) for image, weight in zip(styles, weights)]
-        self._targets: dict[int, dict[str, Tensor]] = {}
-        self.frame_size = frame_size
-        self.targets = self.targets_at(frame_size)
-        """The style's Gram matrices for frames of ``frame_size``, by layer."""
-
-    def targets_at(self, size: tuple[int, int]) -> dict[str, Tensor]:
-        """The style's Gram matrices for frames of ``size`` ``(H, W)``: each style image resized
-        so that its long side is ``style_scale`` times the frame's. Computed once per size."""
-        long_side = max(8, round(max(size) * self.style_cfg.style_scale))
-        if long_side not in self._targets:
-            targets: dict[str, Tensor] = {}
-            with torch.no_grad():
-                for image, weight in self._styles:
-                    feats = self.features(resize_long_side(image, long_side), self.style_layers)
-                    for layer in self.style_layers:
-                        targets[layer] = targets.get(layer, 0) + gram_matrix(feats[layer]) * weight
-            self._targets[long_side] = targets
-        return self._targets[long_side]
+        self.targets: dict[str, Tensor] = {}
+        with torch.no_grad():
+            for image, weight in zip(styles, weights):
+                feats = self.features(resize_long_side(image, long_side), self.style_layers)
+                for layer in self.style_layers:
+                    gram = gram_matrix(feats[layer]) * (weight / sum(weights))
+                    self.targets[layer] = self.targets.get(layer, 0) + gram
 
     def features(self, x: Tensor, taps: Sequence[str]) -> dict[str, Tensor]:
         """The backbone's ``taps`` of ``x`` ``(B, 3, H, W)``, in float32 whatever the
@@ -112,13 +101,11 @@ class FrameStylizer:
         content_targets: dict[str, Tensor],
         warped: Tensor | None,
         mask: Tensor | None,
-        targets: dict[str, Tensor] | None = None,
     ) -> Tensor:
-        """The total weighted loss of pixels ``x`` ``(1, 3, H, W)``; ``targets`` the Gram
-        matrices for its size (default: :attr:`targets`, the frame size's)."""
+        """The total weighted loss of pixels ``x`` ``(1, 3, H, W)``."""
         cfg = self.style_cfg
         feats = self.features(x, self.taps)
-        total = cfg.style_weight * style_loss(feats, self.targets if targets is None else targets)
+        total = cfg.style_weight * style_loss(feats, self.targets)
         for layer in self.content_layers:
             total = total + cfg.content_weight * content_loss(feats[layer], content_targets[layer])
         if cfg.tv_weight:
@@ -133,7 +120,6 @@ class FrameStylizer:
         init: Tensor,
         *,
         iterations: int,
-        coarse: int = 0,
         warped: Tensor | None = None,
         mask: Tensor | None = None,
         on_iteration: Callable[[int, float], None] | None = None,
@@ -143,84 +129,19 @@ class FrameStylizer:
         Args:
             content: ``(1, 3, H, W)`` input frame in [0, 1].
             init: ``(1, 3, H, W)`` starting pixels (the warped previous output, or the input).
-            iterations: the most iterations to run at full size; early stopping may use fewer.
-            coarse: iterations to run first at half size (:meth:`coarse_start`); 0: none.
+            iterations: the most iterations to run; early stopping may use fewer.
             warped, mask: the previous stylized frame warped onto this one ``(1, 3, H, W)``
                 and its consistency mask ``(1, 1, H, W)``; None for the first frame.
-            on_iteration: called as ``(iteration, loss)`` after each step, the half-size ones
-                counted first.
+            on_iteration: called as ``(iteration, loss)`` after each step.
 
         Returns:
-            The stylized frame ``(1, 3, H, W)`` in [0, 1] (detached) and its stats (the
-            iterations of both sizes; the full size's loss).
+            The stylized frame ``(1, 3, H, W)`` in [0, 1] (detached) and its stats.
         """
         if content.shape != init.shape or content.ndim != 4 or content.shape[:2] != (1, 3):
             raise ValueError(
                 f"content and init must both be (1,3,H,W), got {tuple(content.shape)} "
                 f"and {tuple(init.shape)}"
             )
-        done = 0
-        if coarse > 0:
-            init, first = self.coarse_start(content, init, iterations=coarse, warped=warped,
-                                            mask=mask, on_iteration=on_iteration)
-            done = first.iterations
-        report = on_iteration
-        if on_iteration is not None and done:
-            def report(it: int, loss: float) -> None:
-                on_iteration(done + it, loss)
-        x, stats = self._optimize(content, init, iterations=iterations, warped=warped,
-                                  mask=mask, on_iteration=report)
-        return x, FrameStats(done + stats.iterations, stats.loss, stats.stopped_early)
-
-    def coarse_start(
-        self,
-        content: Tensor,
-        init: Tensor,
-        *,
-        iterations: int,
-        warped: Tensor | None = None,
-        mask: Tensor | None = None,
-        on_iteration: Callable[[int, float], None] | None = None,
-    ) -> tuple[Tensor, FrameStats]:
-        """A better start for a frame, from ``iterations`` at half size: ``init`` plus what the
-        half-size optimization changed, brought back to full size.
-
-        Everything (input, start, temporal target and weight, the style's Gram matrices) is
-        taken to half size, where an iteration costs about a quarter. Only the change is
-        scaled up, not the half-size result, so the start keeps the fine detail it had (the
-        warped previous painting's strokes, carried along the flow) and the half-size
-        iterations move only what they can see: the coarse structure. The shapes are those of
-        :meth:`stylize`.
-        """
-        size = (max(8, content.shape[-2] // 2), max(8, content.shape[-1] // 2))
-
-        def half(t: Tensor) -> Tensor:
-            return F.interpolate(t, size=size, mode="bilinear", antialias=True,
-                                 align_corners=False)
-
-        start = half(init)
-        small, stats = self._optimize(
-            half(content), start, iterations=iterations,
-            warped=None if warped is None else half(warped),
-            mask=None if mask is None else half(mask),
-            on_iteration=on_iteration, targets=self.targets_at(size),
-        )
-        change = F.interpolate(small - start, size=content.shape[-2:], mode="bilinear",
-                               align_corners=False)
-        return (init + change).clamp(0, 1), stats
-
-    def _optimize(
-        self,
-        content: Tensor,
-        init: Tensor,
-        *,
-        iterations: int,
-        warped: Tensor | None,
-        mask: Tensor | None,
-        on_iteration: Callable[[int, float], None] | None,
-        targets: dict[str, Tensor] | None = None,
-    ) -> tuple[Tensor, FrameStats]:
-        """:meth:`stylize` at one size, against the Gram matrices ``targets`` of that size."""
         with torch.no_grad():
             content_targets = self.features(content, self.content_layers)
         x = init.detach().clone(memory_format=torch.contiguous_format).clamp_(0, 1)
@@ -231,7 +152,7 @@ class FrameStylizer:
 
         def closure() -> Tensor:
             opt.zero_grad(set_to_none=True)
-            loss = self.loss(x, content_targets, warped, mask, targets)
+            loss = self.loss(x, content_targets, warped, mask)
             loss.backward()
             return loss
 

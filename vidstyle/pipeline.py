@@ -393,16 +393,15 @@ def _first_pass_of(
                 references.append(Reference(painting=out, source=to_tensor(old.image, device),
                                             flow=backward, reverse=forward))
         budget = cfg.optim.iterations if references else cfg.optim.first_iterations
-        shown = budget + cfg.optim.coarse_iterations if references else budget
         image, stats = _stylize_frame(
             state, content, references, budget, base=None, index=frame.index, debug=True,
-            on_iteration=functools.partial(state.notify, frame.index, shown),
+            on_iteration=functools.partial(state.notify, frame.index, budget),
         )
         store.add(frame.index, frame.time, image)
         iterations += stats.iterations
         # The chain continues from the stored 8-bit frame, exactly as a resumed run would.
         history.append((frame, to_tensor(image, device)))
-        state.notify(frame.index, shown, stats.iterations, stats.loss, finished=True)
+        state.notify(frame.index, budget, stats.iterations, stats.loss, finished=True)
     return iterations
 
 
@@ -442,15 +441,14 @@ def _later_pass(state: RenderState, pass_: int) -> int:
             references.append(Reference(painting=out, source=to_tensor(image, device),
                                         flow=backward, reverse=forward))
         base = to_tensor(store.load(stored.index), device)
-        shown = budget + cfg.optim.coarse_iterations if references else budget
         image, stats = _stylize_frame(
             state, content, references, budget, base=base, index=stored.index, debug=False,
-            on_iteration=functools.partial(state.notify, stored.index, shown),
+            on_iteration=functools.partial(state.notify, stored.index, budget),
         )
         store.add(stored.index, stored.time, image, pass_=pass_)
         iterations += stats.iterations
         history.append((stored.index, source, to_tensor(image, device)))
-        state.notify(stored.index, shown, stats.iterations, stats.loss, finished=True)
+        state.notify(stored.index, budget, stats.iterations, stats.loss, finished=True)
     return iterations
 
 
@@ -484,7 +482,6 @@ def _stylize_frame(
         init = torch.rand(content.shape, generator=generator).to(content.device)
     out, stats = state.stylizer.stylize(
         content, init, iterations=budget, warped=held.target, mask=held.weight,
-        coarse=cfg.optim.coarse_iterations if references else 0,
         on_iteration=on_iteration,
     )
     if cfg.style.preserve_colors:
