@@ -39,7 +39,7 @@ SIZES = {"360": (640, 360), "384": (384, 216), "720": (1280, 720), "1080": (1920
 
 def _case(backbone: str, size: str, frames: int, first: int, later: int, device: str,
           mode: str, workdir: Path, precision: str = "auto",
-          compile: bool = False) -> dict[str, float]:
+          compile: bool = False, max_memory: float = 0.0) -> dict[str, float]:
     import torch
 
     from vidstyle.config import OptimConfig, RenderConfig, StyleConfig
@@ -55,6 +55,7 @@ def _case(backbone: str, size: str, frames: int, first: int, later: int, device:
     dev = torch.device(device)
     optimizing = 0.0
     done: list[float] = []  # when each frame was finished
+    tiles = [1, 1]
     if mode in ("vidstyle", "serial"):
         from vidstyle import pipeline
 
@@ -71,12 +72,14 @@ def _case(backbone: str, size: str, frames: int, first: int, later: int, device:
         pipeline.FrameStylizer.stylize = timed  # type: ignore[method-assign]
 
         def finished(p: pipeline.Progress) -> None:
+            tiles[:] = p.tiles
             if p.frame_done:
                 done.append(time.perf_counter())
 
         began = time.perf_counter()
         pipeline.render(RenderConfig(input=clip, styles=(style,), output=workdir / "out.mp4",
-                                     max_side=0, device=device, style=style_cfg, optim=optim),
+                                     max_side=0, device=device, style=style_cfg, optim=optim,
+                                     max_memory=max_memory),
                         overlap=mode == "vidstyle", progress=finished)
     else:
         from vidstyle.features import load_backbone
@@ -92,7 +95,8 @@ def _case(backbone: str, size: str, frames: int, first: int, later: int, device:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - began
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result = {"seconds": seconds, "rss_mb": peak_rss, "optimize_s": optimizing}
+    result = {"seconds": seconds, "rss_mb": peak_rss, "optimize_s": optimizing,
+              "tiles": tiles[0] * 100 + tiles[1]}  # rows * 100 + columns
     if len(done) > 1:  # a later frame: from the first frame's end to the last's, per frame
         result["later_s"] = (done[-1] - done[0]) / (len(done) - 1)
     if dev.type == "cuda":
@@ -254,6 +258,9 @@ def main() -> int:
     parser.add_argument("--precision", default="auto",
                         help="auto, float32, tf32 or bf16 for the vidstyle runs (default auto)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
+    parser.add_argument("--max-memory", type=float, default=0.0, metavar="GB",
+                        help="the renders' memory budget (default: what is free); frames "
+                        "over it are optimized in tiles")
     parser.add_argument("--no-bare", action="store_true",
                         help="skip the bare loop (for large frames on a CPU)")
     parser.add_argument("--case", nargs=2, metavar=("MODE", "SPEC"), help=argparse.SUPPRESS)
@@ -267,7 +274,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             print(json.dumps(_case(backbone, size, args.frames, args.first_iterations,
                                    args.iterations, args.device, mode, Path(tmp),
-                                   args.precision, args.compile)))
+                                   args.precision, args.compile, args.max_memory)))
         return 0
 
     gpu = args.device == "cuda"
@@ -282,7 +289,7 @@ def main() -> int:
           f"the first and {args.iterations} for each later frame ({iterations} in all)")
     print(f"{'backbone':20} {'size':>9} {'vidstyle s':>10} {'bare s':>8} {'ratio':>6} "
           f"{'s/iter':>7} {'s/frame':>8} {'later s/frame':>13} {'RSS MB':>7} {'GPU MB':>7} "
-          f"{'floor':>6}")
+          f"{'floor':>6} {'tiles':>6}")
     overlap_rows = []
     for backbone in backbones:
         for size in sizes:
@@ -290,6 +297,7 @@ def main() -> int:
                 cmd = [sys.executable, __file__, "--device", args.device, "--frames",
                        str(args.frames), "--first-iterations", str(args.first_iterations),
                        "--iterations", str(args.iterations), "--precision", args.precision,
+                       "--max-memory", str(args.max_memory),
                        "--case", mode, f"{backbone}@{size}"] + (
                            ["--compile"] if args.compile else [])
                 out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -317,7 +325,8 @@ def main() -> int:
             print(f"{backbone:20} {w:>4}x{h:<4} {v['seconds']:10.1f} {bare_s:8.1f} "
                   f"{v['seconds'] / bare_s:6.2f} {per_iter:7.3f} "
                   f"{v['seconds'] / args.frames:8.2f} {v.get('later_s', nan):13.2f} "
-                  f"{v['rss_mb']:7.0f} {v.get('gpu_mb', nan):7.0f} {floor:>6}")
+                  f"{v['rss_mb']:7.0f} {v.get('gpu_mb', nan):7.0f} {floor:>6} "
+                  f"{int(v['tiles']) // 100:>3}x{int(v['tiles']) % 100:<2}")
             if args.overlap:
                 overlap_rows.extend((backbone, f"{w}x{h}", o, t) for o, t in pairs)
     if gpu:

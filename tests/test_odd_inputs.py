@@ -465,6 +465,22 @@ def test_memory_refusal_cli(
     assert os.listdir(tmp_path) == [clip.name]
 
 
+def test_frames_too_big_for_the_memory_budget_are_rendered_in_tiles(
+    tmp_path: Path, styles: list[Path]
+) -> None:
+    clip = write_clip(tmp_path / "big.mp4", scenes(2, 1280, 720))
+    out = tmp_path / "out.mp4"
+    whole = device_policy.estimate_memory("efficientnet-lite0", 1280, 720)
+    reports: list[pipeline.Progress] = []
+    result = pipeline.render(config(clip, styles[0], out, max_side=0, max_memory=2.2),
+                             progress=reports.append)
+    assert whole > 2.2e9  # whole frames would not fit the budget ...
+    tiles = reports[-1].tiles
+    assert tiles != (1, 1) and all(r.tiles == tiles for r in reports)  # ... so tiles were used
+    assert result.frames == 2 and result.size == (1280, 720)
+    assert [f.width for f in decoded(out)] == [1280, 1280]
+
+
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
                     reason="root writes into read-only directories anyway")
 def test_output_directory_not_writable(

@@ -152,6 +152,8 @@ def estimate_line(per_iteration: float, p: Progress, iterations: int,
     frames shorter, so the times are upper bounds, the optical flow aside.
     """
     size = f" at {p.size[0]}x{p.size[1]}" if p.size is not None else ""
+    if p.tiles != (1, 1):
+        size += f" in {p.tiles[0]}x{p.tiles[1]} tiles"
     parts = [f"estimate: {per_iteration:.2f} s per iteration{size}",
              f"a later frame up to {clock(per_iteration * iterations)} ({iterations} iterations) "
              "plus its optical flow"]

@@ -294,6 +294,14 @@ class RenderConfig:
             "(0 keeps the source size); cost grows with the pixel count"
         ),
     )
+    max_memory: float = field(
+        default=0.0,
+        metadata=_opt(
+            "GB of memory the render may use on its device (0: what the device has free); "
+            "frames that would need more are optimized in overlapping tiles, one tile's "
+            "network activations at a time: slower, never refused while a tile fits"
+        ),
+    )
     codec: str = field(
         default="h264",
         metadata=_opt(
@@ -353,6 +361,8 @@ class RenderConfig:
             raise UsageError(f"max-side must be an integer >= 0, got {self.max_side}")
         if 0 < self.max_side < 32:
             raise UsageError(f"max-side must be at least 32 pixels, got {self.max_side}")
+        if not (math.isfinite(self.max_memory) and self.max_memory >= 0):
+            raise UsageError(f"max-memory must be a number of GB >= 0, got {self.max_memory}")
         check_choice("codec", self.codec, CODECS)
         if not isinstance(self.crf, int) or not 0 <= self.crf <= 51:
             raise UsageError(f"crf must be a whole number from 0 to 51, got {self.crf}")

@@ -34,6 +34,13 @@ def resolve_device(name: str) -> torch.device:
 # weights) plus bytes per frame pixel for activations and their gradients. Measured on the
 # CPU (see benchmarks/RESULTS.md); rounded up.
 _MEMORY_MODEL = {"efficientnet-lite0": (0.9e9, 2000.0), "vgg19": (1.0e9, 3000.0)}
+# What a tiled render still holds for the whole frame, bytes per pixel: the pixels, their
+# gradient and Adam's two moments, the input, the temporal target and weight, the painted
+# neighbours with their inputs and flows, the recent frames kept for --long-term.
+_FRAME_BYTES = 600.0
+# Of the free memory, the share a render plans to use: the rest is slack for what the
+# model does not count (the decoder, the encoder, allocator fragmentation).
+_USABLE = 0.9
 
 
 def estimate_memory(backbone: str, width: int, height: int) -> float:
@@ -57,17 +64,48 @@ def available_memory(device: torch.device) -> float | None:
     return None
 
 
-def check_memory(backbone: str, width: int, height: int, device: torch.device) -> None:
-    """Refuse, before starting, frames that would not fit; suggest a ``--max-side`` that does."""
-    free = available_memory(device)
+def memory_budget(device: torch.device, max_memory: float = 0.0) -> float | None:
+    """Bytes a render may plan to use on ``device``: ``max_memory`` GB when given (> 0), else
+    what the device has free; None when neither says."""
+    return max_memory * 1e9 if max_memory > 0 else available_memory(device)
+
+
+def plan_tiles(backbone: str, width: int, height: int, device: torch.device,
+               max_memory: float = 0.0) -> tuple[int, int]:
+    """``(rows, columns)`` of tiles to optimize ``width x height`` frames in so that they fit
+    the memory budget (:func:`memory_budget`): ``(1, 1)`` when whole frames fit.
+
+    Raises:
+        DeviceError: when not even tiles would fit, suggesting a ``--max-side`` that would
+            fit whole frames.
+    """
+    from vidstyle.tiles import grid_for
+
+    budget = memory_budget(device, max_memory)
     need = estimate_memory(backbone, width, height)
-    if free is None or need <= free:
-        return
+    if budget is None or need <= budget:
+        return 1, 1
     fixed, per_pixel = _MEMORY_MODEL[backbone]
-    scale = ((free * 0.9 - fixed) / per_pixel / (width * height)) ** 0.5 if free > fixed else 0
+    left = budget * _USABLE - fixed - _FRAME_BYTES * width * height
+    try:
+        if left <= 0:
+            raise ValueError("no room for a tile")
+        return grid_for(height, width, left / per_pixel)
+    except ValueError:
+        pass
+    scale = ((budget * _USABLE - fixed) / per_pixel / (width * height)) ** 0.5 \
+        if budget * _USABLE > fixed else 0
     side = int(max(width, height) * scale) // 16 * 16
     hint = f"try --max-side {side}" if side >= 64 else "free some memory first"
+    where = (f"the {max_memory:g} GB of --max-memory" if max_memory > 0
+             else f"the {budget / 1e9:.1f} GB free on {device.type}")
     raise DeviceError(
-        f"{width}x{height} frames need about {need / 1e9:.1f} GB on {device.type} but only "
-        f"{free / 1e9:.1f} GB is free; {hint}"
+        f"{width}x{height} frames need about {need / 1e9:.1f} GB, and do not fit {where} even "
+        f"in tiles; {hint}"
     )
+
+
+def check_memory(backbone: str, width: int, height: int, device: torch.device,
+                 max_memory: float = 0.0) -> None:
+    """Refuse, before starting, frames that would not fit even in tiles (:func:`plan_tiles`)."""
+    plan_tiles(backbone, width, height, device, max_memory)

@@ -18,6 +18,7 @@ from torch import Tensor
 from vidstyle.config import OptimConfig, StyleConfig
 from vidstyle.features import Backbone
 from vidstyle.losses import content_loss, gram_matrix, style_loss, temporal_loss, tv_loss
+from vidstyle.tiles import accumulate, plan
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class FrameStylizer:
             ``style_scale`` times the frame's, which keeps the brush strokes the same size
             relative to the frame whatever the style image's resolution.
         blend: weight of each style's Gram matrices (normalised to sum to 1); equal if None.
+        tiles: ``(rows, columns)`` of overlapping tiles to optimize each frame in, one tile's
+            activations in memory at a time (:mod:`vidstyle.tiles`); ``(1, 1)``: whole.
     """
 
     def __init__(
@@ -60,13 +63,17 @@ class FrameStylizer:
         optim: OptimConfig,
         frame_size: tuple[int, int],
         blend: Sequence[float] | None = None,
+        tiles: tuple[int, int] = (1, 1),
     ) -> None:
         if not styles:
             raise ValueError("at least one style image is needed")
         weights = [1.0] * len(styles) if blend is None else list(blend)
         if len(weights) != len(styles) or min(weights) < 0 or sum(weights) <= 0:
             raise ValueError(f"need one non-negative blend weight per style, got {weights}")
+        if min(tiles) < 1:
+            raise ValueError(f"need at least one tile each way, got {tiles}")
         self.backbone = backbone
+        self.tiles = tiles
         self.style_cfg, self.optim_cfg = style, optim
         self.content_layers = backbone.content_layers
         self.style_layers = backbone.style_layers
@@ -142,19 +149,13 @@ class FrameStylizer:
                 f"content and init must both be (1,3,H,W), got {tuple(content.shape)} "
                 f"and {tuple(init.shape)}"
             )
-        with torch.no_grad():
-            content_targets = self.features(content, self.content_layers)
         x = init.detach().clone(memory_format=torch.contiguous_format).clamp_(0, 1)
         x.requires_grad_(True)
         cfg = self.optim_cfg
         history: list[float] = []
         stopped_early = False
-
-        def closure() -> Tensor:
-            opt.zero_grad(set_to_none=True)
-            loss = self.loss(x, content_targets, warped, mask)
-            loss.backward()
-            return loss
+        closure = (self._whole(x, content, warped, mask) if self.tiles == (1, 1)
+                   else self._tiled(x, content, warped, mask))
 
         opt: torch.optim.Optimizer
         if cfg.optimizer == "lbfgs":
@@ -188,11 +189,15 @@ class FrameStylizer:
                 return True
             return False
 
+        def step() -> Tensor:
+            opt.zero_grad(set_to_none=False)
+            return closure()
+
         for it in range(iterations):
             if cfg.optimizer == "adam" and cfg.lr_decay < 1:
                 for group in opt.param_groups:
                     group["lr"] = cfg.lr * _cosine(it, iterations, cfg.lr_decay)
-            pending.append(opt.step(closure).detach())
+            pending.append(opt.step(step).detach())
             steps += 1
             with torch.no_grad():
                 x.clamp_(0, 1)
@@ -202,6 +207,50 @@ class FrameStylizer:
             if read():
                 pending.clear()
         return x.detach(), FrameStats(steps, history[-1], stopped_early)
+
+    def _whole(self, x: Tensor, content: Tensor, warped: Tensor | None, mask: Tensor | None
+               ) -> Callable[[], Tensor]:
+        """The loss of the whole frame ``x``, its gradient left in ``x.grad``."""
+        with torch.no_grad():
+            content_targets = self.features(content, self.content_layers)
+
+        def closure() -> Tensor:
+            loss = self.loss(x, content_targets, warped, mask)
+            loss.backward()
+            return loss
+
+        return closure
+
+    def _tiled(self, x: Tensor, content: Tensor, warped: Tensor | None, mask: Tensor | None
+               ) -> Callable[[], Tensor]:
+        """As :meth:`_whole`, a tile at a time (:mod:`vidstyle.tiles`): each tile's loss on its
+        own pixels, its gradient added into ``x.grad`` through the tile's fading weight and
+        scaled by its share of the frame's pixels (each loss is a mean over its tile), so the
+        gradient is that of the whole frame's mean loss wherever a tile alone sees a pixel."""
+        height, width = x.shape[-2:]
+        tiles = plan(height, width, *self.tiles)
+        # The loss reported (for early stopping and progress) is the tiles' mean loss, each
+        # by its size: overlaps make the shares sum to more than 1.
+        covered = sum((t.bottom - t.top) * (t.right - t.left) for t in tiles) / (height * width)
+        with torch.no_grad():
+            content_targets = [self.features(t.of(content), self.content_layers) for t in tiles]
+
+        def closure() -> Tensor:
+            if x.grad is None:
+                x.grad = torch.zeros_like(x)
+            total = x.new_zeros(())
+            for tile, targets in zip(tiles, content_targets):
+                piece = tile.of(x).detach().requires_grad_(True)
+                loss = self.loss(piece, targets, None if warped is None else tile.of(warped),
+                                 None if mask is None else tile.of(mask))
+                loss.backward()
+                assert piece.grad is not None
+                share = piece.shape[-2] * piece.shape[-1] / (height * width)
+                accumulate(x.grad, tile, piece.grad, share)
+                total = total + loss.detach() * share
+            return total / covered
+
+        return closure
 
 
 def resolve_precision(name: str, device: torch.device) -> str:

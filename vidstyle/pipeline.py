@@ -27,7 +27,13 @@ from torch import Tensor
 
 from vidstyle import __version__
 from vidstyle.config import RenderConfig
-from vidstyle.device import available_memory, check_memory, estimate_memory, resolve_device
+from vidstyle.device import (
+    available_memory,
+    check_memory,
+    estimate_memory,
+    plan_tiles,
+    resolve_device,
+)
 from vidstyle.errors import DecodeError, InputError, Interrupted, OutputError
 from vidstyle.features import load_backbone
 from vidstyle.flow import ReferenceFlows, reference_flows
@@ -56,6 +62,7 @@ __all__ = [
     "encode_stored",
     "estimate_memory",
     "frame_selection",
+    "plan_tiles",
     "render",
     "resolve_device",
     "run_key",
@@ -84,6 +91,8 @@ class Progress:
     """Frames taken from an interrupted earlier run: finished, but not in ``elapsed``."""
     size: tuple[int, int] | None = None
     """``(width, height)`` of the frames being stylized."""
+    tiles: tuple[int, int] = (1, 1)
+    """``(rows, columns)`` of the tiles each frame is optimized in (:mod:`vidstyle.tiles`)."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +141,7 @@ def run_key(cfg: RenderConfig, device: torch.device) -> str:
     # Inputs are identified below by resolved path, size and time; the rest cannot change
     # the frames.
     for name in ("output", "overwrite", "resume", "keep_partial", "debug_dir", "input", "styles",
-                 "crf", "codec"):
+                 "crf", "codec", "max_memory"):
         settings.pop(name)
     if cfg.style.weights is not None:
         settings["style"]["weights"] = str(cfg.style.weights.resolve())
@@ -215,7 +224,7 @@ def render(
     start, stop, expected = frame_selection(info, cfg)
     device = resolve_device(cfg.device)
     width, height = working_size(info.width, info.height, cfg.max_side)
-    check_memory(cfg.style.backbone, width, height, device)
+    tiles = plan_tiles(cfg.style.backbone, width, height, device, cfg.max_memory)
     store = FrameStore(output, run_key(cfg, device))
     _check_store(store, cfg)
 
@@ -227,6 +236,7 @@ def render(
         optim=cfg.optim,
         frame_size=(height, width),
         blend=cfg.style.style_blend,
+        tiles=tiles,
     )
     flows = (reference_flows(cfg.flow.flow, cfg.flow.long_term_flow, device)
              if cfg.style.temporal_weight > 0 else None)
@@ -241,7 +251,7 @@ def render(
             elapsed = time.monotonic() - began
             done = store.work_done
             progress(Progress(done, work, index, it, budget, loss, elapsed, finished, resumed,
-                              (width, height)))
+                              (width, height), tiles))
 
     state = RenderState(cfg=cfg, store=store, stylizer=stylizer, flows=flows, device=device,
                         notify=notify, policy=TemporalPolicy.of(cfg))

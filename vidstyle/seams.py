@@ -212,7 +212,7 @@ def reconcile(
 
     ``on_frame(n)`` is told how many frames are kept so far.
     """
-    from vidstyle.device import resolve_device
+    from vidstyle.device import plan_tiles, resolve_device
     from vidstyle.features import load_backbone
     from vidstyle.flow import reference_flows
     from vidstyle.io import iter_frames, probe, working_size
@@ -238,6 +238,7 @@ def reconcile(
     stylizer = FrameStylizer(
         backbone, [load_image(p).to(device) for p in cfg.styles], style=cfg.style,
         optim=seam_optim(cfg.optim), frame_size=(height, width), blend=cfg.style.style_blend,
+        tiles=plan_tiles(cfg.style.backbone, width, height, device, cfg.max_memory),
     )
     images = reconcile_seam(
         stylizer, reference_flows(cfg.flow.flow, cfg.flow.long_term_flow, device), device,
