@@ -34,10 +34,15 @@ def resolve_device(name: str) -> torch.device:
 # weights) plus bytes per frame pixel for activations and their gradients. Measured on the
 # CPU (see benchmarks/RESULTS.md); rounded up.
 _MEMORY_MODEL = {"efficientnet-lite0": (0.9e9, 2000.0), "vgg19": (1.0e9, 3000.0)}
-# What a tiled render still holds for the whole frame, bytes per pixel: the pixels, their
-# gradient and Adam's two moments, the input, the temporal target and weight, the painted
-# neighbours with their inputs and flows, the recent frames kept for --long-term.
-_FRAME_BYTES = 600.0
+# Bytes per pixel of one tile's activations and their gradients, efficientnet-lite0 (vgg19
+# in proportion to the whole-frame figures above): measured with tiles at 4K.
+_TILE_BYTES = {"efficientnet-lite0": 1300.0, "vgg19": 1950.0}
+# What a tiled render still holds for the whole frame, bytes per pixel: a part for the pixels,
+# their gradient and Adam's moments, the input and the temporal target, and a part per painted
+# neighbour (its painting, input, two flows and their warps; the flows of the next frame
+# computed meanwhile). Measured: about 290 with one neighbour (4K), 790 with four (1080p,
+# --long-term 1,2,5,10); see benchmarks/RESULTS.md. Rounded up.
+_FRAME_BYTES = (150.0, 170.0)
 # Of the free memory, the share a render plans to use: the rest is slack for what the
 # model does not count (the decoder, the encoder, allocator fragmentation).
 _USABLE = 0.9
@@ -71,9 +76,10 @@ def memory_budget(device: torch.device, max_memory: float = 0.0) -> float | None
 
 
 def plan_tiles(backbone: str, width: int, height: int, device: torch.device,
-               max_memory: float = 0.0) -> tuple[int, int]:
+               max_memory: float = 0.0, references: int = 1) -> tuple[int, int]:
     """``(rows, columns)`` of tiles to optimize ``width x height`` frames in so that they fit
-    the memory budget (:func:`memory_budget`): ``(1, 1)`` when whole frames fit.
+    the memory budget (:func:`memory_budget`): ``(1, 1)`` when whole frames fit. Each frame is
+    held to at most ``references`` painted neighbours.
 
     Raises:
         DeviceError: when not even tiles would fit, suggesting a ``--max-side`` that would
@@ -86,11 +92,13 @@ def plan_tiles(backbone: str, width: int, height: int, device: torch.device,
     if budget is None or need <= budget:
         return 1, 1
     fixed, per_pixel = _MEMORY_MODEL[backbone]
-    left = budget * _USABLE - fixed - _FRAME_BYTES * width * height
+    base, per_reference = _FRAME_BYTES
+    frame = (base + per_reference * references) * width * height
+    left = budget * _USABLE - fixed - frame
     try:
         if left <= 0:
             raise ValueError("no room for a tile")
-        return grid_for(height, width, left / per_pixel)
+        return grid_for(height, width, left / _TILE_BYTES[backbone])
     except ValueError:
         pass
     scale = ((budget * _USABLE - fixed) / per_pixel / (width * height)) ** 0.5 \
@@ -106,6 +114,6 @@ def plan_tiles(backbone: str, width: int, height: int, device: torch.device,
 
 
 def check_memory(backbone: str, width: int, height: int, device: torch.device,
-                 max_memory: float = 0.0) -> None:
+                 max_memory: float = 0.0, references: int = 1) -> None:
     """Refuse, before starting, frames that would not fit even in tiles (:func:`plan_tiles`)."""
-    plan_tiles(backbone, width, height, device, max_memory)
+    plan_tiles(backbone, width, height, device, max_memory, references)

@@ -224,7 +224,10 @@ def render(
     start, stop, expected = frame_selection(info, cfg)
     device = resolve_device(cfg.device)
     width, height = working_size(info.width, info.height, cfg.max_side)
-    tiles = plan_tiles(cfg.style.backbone, width, height, device, cfg.max_memory)
+    # A one-frame range (a still) holds no frame to a neighbour.
+    references = 0 if expected == 1 or cfg.style.temporal_weight == 0 else len(
+        pass_offsets(cfg.style.long_term) if cfg.optim.passes > 1 else cfg.style.long_term)
+    tiles = plan_tiles(cfg.style.backbone, width, height, device, cfg.max_memory, references)
     store = FrameStore(output, run_key(cfg, device))
     _check_store(store, cfg)
 
@@ -377,8 +380,10 @@ def _first_pass_of(
     """:func:`_first_pass` over frames that come with their flows."""
     cfg, store, device = state.cfg, state.store, state.device
     offsets = cfg.style.long_term
-    # (input frame, its stylized frame or None until needed) for the last max(offsets) frames.
-    history: deque[tuple[Frame, Tensor | None]] = deque(maxlen=max(offsets))
+    # (input frame, its stylized frame or None until needed) for the last max(offsets) frames,
+    # kept in 8 bits (a quarter of a float tensor: at 4K, ten frames are 0.25 GB, not 1 GB)
+    # and made a tensor when used, as the frame store would give it back.
+    history: deque[tuple[Frame, np.ndarray | None]] = deque(maxlen=max(offsets))
     iterations = 0
     for frame, flows in stream:
         if cfg.optim.passes > 1:
@@ -392,10 +397,11 @@ def _first_pass_of(
             for j in offsets:
                 if j > len(history):
                     break
-                old, out = history[-j]
-                if out is None:
-                    out = to_tensor(store.load(old.index), device)
-                    history[-j] = (old, out)
+                old, painted = history[-j]
+                if painted is None:
+                    painted = store.load(old.index)
+                    history[-j] = (old, painted)
+                out = to_tensor(painted, device)
                 # Flows computed ahead where the worker had them (not for a resumed frame's
                 # first successor, whose history came from the store).
                 backward, forward = (flows[len(references)] if len(flows) > len(references)
@@ -410,7 +416,7 @@ def _first_pass_of(
         store.add(frame.index, frame.time, image)
         iterations += stats.iterations
         # The chain continues from the stored 8-bit frame, exactly as a resumed run would.
-        history.append((frame, to_tensor(image, device)))
+        history.append((frame, image))
         state.notify(frame.index, budget, stats.iterations, stats.loss, finished=True)
     return iterations
 
@@ -429,7 +435,8 @@ def _later_pass(state: RenderState, pass_: int) -> int:
     order = store.frames[::-1] if pass_ % 2 == 0 else store.frames
     done = store.done_in_pass(pass_)
     offsets = pass_offsets(cfg.style.long_term)
-    history: deque[tuple[int, np.ndarray | None, Tensor | None]] = deque(maxlen=max(offsets))
+    # (index, input, painting), both 8-bit, as in the first pass.
+    history: deque[tuple[int, np.ndarray | None, np.ndarray | None]] = deque(maxlen=max(offsets))
     iterations = 0
     budget = cfg.optim.iterations
     for stored in order:
@@ -442,11 +449,11 @@ def _later_pass(state: RenderState, pass_: int) -> int:
         for j in offsets:
             if j > len(history):
                 break
-            index, image, out = history[-j]
-            if image is None or out is None:
-                image = store.load_input(index)
-                out = to_tensor(store.load(index), device)
-                history[-j] = (index, image, out)
+            index, image, painted = history[-j]
+            if image is None or painted is None:
+                image, painted = store.load_input(index), store.load(index)
+                history[-j] = (index, image, painted)
+            out = to_tensor(painted, device)
             backward, forward = flows.pair(image, source, j)
             references.append(Reference(painting=out, source=to_tensor(image, device),
                                         flow=backward, reverse=forward))
@@ -457,7 +464,7 @@ def _later_pass(state: RenderState, pass_: int) -> int:
         )
         store.add(stored.index, stored.time, image, pass_=pass_)
         iterations += stats.iterations
-        history.append((stored.index, source, to_tensor(image, device)))
+        history.append((stored.index, source, image))
         state.notify(stored.index, budget, stats.iterations, stats.loss, finished=True)
     return iterations
 

@@ -238,7 +238,8 @@ def reconcile(
     stylizer = FrameStylizer(
         backbone, [load_image(p).to(device) for p in cfg.styles], style=cfg.style,
         optim=seam_optim(cfg.optim), frame_size=(height, width), blend=cfg.style.style_blend,
-        tiles=plan_tiles(cfg.style.backbone, width, height, device, cfg.max_memory),
+        tiles=plan_tiles(cfg.style.backbone, width, height, device, cfg.max_memory,
+                         2 * len(cfg.style.long_term)),  # neighbours on both sides
     )
     images = reconcile_seam(
         stylizer, reference_flows(cfg.flow.flow, cfg.flow.long_term_flow, device), device,
