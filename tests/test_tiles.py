@@ -95,3 +95,18 @@ def test_a_tiled_frame_is_stylized_without_edges(lite0: Backbone, styles) -> Non
     columns = moved.mean(dim=0)
     assert float(columns[left:right].max()) < 3 * float(columns.mean())
     assert float(columns[left:right].min()) > float(columns.mean()) / 3
+
+
+def test_the_budget_decides_the_tiles_and_neighbours_count() -> None:
+    from vidstyle.device import plan_tiles
+    from vidstyle.errors import DeviceError
+
+    cpu = torch.device("cpu")
+    assert plan_tiles("efficientnet-lite0", 1920, 1080, cpu, max_memory=20) == (1, 1)
+    still = plan_tiles("efficientnet-lite0", 3840, 2160, cpu, max_memory=6, references=0)
+    one = plan_tiles("efficientnet-lite0", 3840, 2160, cpu, max_memory=6, references=1)
+    assert still != (1, 1) and one[0] * one[1] > still[0] * still[1]  # less room per tile
+    # Four neighbours at full 4K size take most of 6 GB themselves: refused, with a size that
+    # fits whole frames.
+    with pytest.raises(DeviceError, match=r"even in tiles; try --max-side \d+"):
+        plan_tiles("efficientnet-lite0", 3840, 2160, cpu, max_memory=6, references=4)

@@ -35,14 +35,14 @@ def resolve_device(name: str) -> torch.device:
 # CPU (see benchmarks/RESULTS.md); rounded up.
 _MEMORY_MODEL = {"efficientnet-lite0": (0.9e9, 2000.0), "vgg19": (1.0e9, 3000.0)}
 # Bytes per pixel of one tile's activations and their gradients, efficientnet-lite0 (vgg19
-# in proportion to the whole-frame figures above): measured with tiles at 4K.
+# in proportion to the whole-frame figures above): about 1,270 measured with tiles at 4K.
 _TILE_BYTES = {"efficientnet-lite0": 1300.0, "vgg19": 1950.0}
 # What a tiled render still holds for the whole frame, bytes per pixel: a part for the pixels,
 # their gradient and Adam's moments, the input and the temporal target, and a part per painted
 # neighbour (its painting, input, two flows and their warps; the flows of the next frame
-# computed meanwhile). Measured: about 290 with one neighbour (4K), 790 with four (1080p,
+# computed meanwhile). Measured: about 310 with one neighbour (4K), 850-870 with four (1080p,
 # --long-term 1,2,5,10); see benchmarks/RESULTS.md. Rounded up.
-_FRAME_BYTES = (150.0, 170.0)
+_FRAME_BYTES = (150.0, 180.0)
 # Of the free memory, the share a render plans to use: the rest is slack for what the
 # model does not count (the decoder, the encoder, allocator fragmentation).
 _USABLE = 0.9
