@@ -27,13 +27,7 @@ from torch import Tensor
 
 from vidstyle import __version__
 from vidstyle.config import RenderConfig
-from vidstyle.device import (
-    available_memory,
-    check_memory,
-    estimate_memory,
-    plan_tiles,
-    resolve_device,
-)
+from vidstyle.device import plan_tiles, resolve_device
 from vidstyle.errors import DecodeError, InputError, Interrupted, OutputError
 from vidstyle.features import load_backbone
 from vidstyle.flow import ReferenceFlows, reference_flows
@@ -53,20 +47,9 @@ from vidstyle.optimize import FrameStats, FrameStylizer, keep_colors
 from vidstyle.overlap import ahead
 from vidstyle.temporal import Reference, TemporalPolicy, hold, pass_offsets
 
-# Re-exported: callers of the pipeline ask it which device and how much memory.
-__all__ = [
-    "Progress",
-    "RenderResult",
-    "available_memory",
-    "check_memory",
-    "encode_stored",
-    "estimate_memory",
-    "frame_selection",
-    "plan_tiles",
-    "render",
-    "resolve_device",
-    "run_key",
-]
+# Re-exported: callers of the pipeline ask it which device a render would use.
+__all__ = ["Progress", "RenderResult", "encode_stored", "frame_selection", "render",
+           "resolve_device", "run_key"]
 
 
 @dataclass(frozen=True)
