@@ -609,6 +609,15 @@ def test_a_render_says_once_what_it_will_cost(clock: Clock) -> None:
     assert re.search(r"peak memory so far \d+\.\d GB$", line)
 
 
+def test_the_estimate_names_the_tiles() -> None:
+    from vidstyle.cli_progress import estimate_line
+
+    p = Progress(0, None, 0, 5, 150, 1.0, 10.0, False, 0, (3840, 2160), (2, 2))
+    line = estimate_line(16.0, p, 50, None)
+    assert line.startswith("estimate: 16.00 s per iteration at 3840x2160 in 2x2 tiles; ")
+    assert "rest of the render" not in line and "memory" not in line  # neither is known
+
+
 def test_no_estimate_unless_asked(clock: Clock) -> None:
     stream = io.StringIO()
     with showing(FrameBar("clip.mp4", stream)) as bar:
