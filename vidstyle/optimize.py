@@ -7,6 +7,7 @@ style's Gram targets, computed once) and optimizes frames one at a time.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -228,7 +229,9 @@ class FrameStylizer:
         scaled by its share of the frame's pixels (each loss is a mean over its tile), so the
         gradient is that of the whole frame's mean loss wherever a tile alone sees a pixel."""
         height, width = x.shape[-2:]
-        tiles = plan(height, width, *self.tiles)
+        # Each tile's weight on the frame's device once, not copied there every iteration.
+        tiles = [dataclasses.replace(t, weight=t.weight.to(x.device))
+                 for t in plan(height, width, *self.tiles)]
         # The loss reported (for early stopping and progress) is the tiles' mean loss, each
         # by its size: overlaps make the shares sum to more than 1.
         covered = sum((t.bottom - t.top) * (t.right - t.left) for t in tiles) / (height * width)
