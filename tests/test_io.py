@@ -489,30 +489,40 @@ def test_truncated_file_with_intact_header_is_reported(tmp_path: Path) -> None:
     assert sum(1 for _ in iter_frames(front)) == len(frames)
 
 
-def _pcm_mov(path: Path) -> Path:
-    """Half a second of 96x64 video with a 16-bit PCM tone, in MOV (as cameras write)."""
+def _tone_clip(path: Path, tone: np.ndarray, *, encoder: str, sample_format: str, chunk: int,
+               size: tuple[int, int], frames: int, step: int) -> Path:
+    """``frames`` frames of 24 fps ``size`` video, each ``step`` brighter than the last, with
+    ``tone`` (mono, 48 kHz) encoded by ``encoder`` from ``chunk``-sample frames."""
     rate = 48000
+    width, height = size
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=24)
-        video.width, video.height, video.pix_fmt = 96, 64, "yuv420p"
-        sound = container.add_stream("pcm_s16le", rate=rate, layout="mono")
-        tone = (np.sin(np.arange(rate // 2) * 2 * np.pi * 440 / rate) * 8000).astype(np.int16)
-        for start in range(0, len(tone), 1024):
-            chunk = av.AudioFrame.from_ndarray(tone[None, start:start + 1024], format="s16",
-                                               layout="mono")
-            chunk.sample_rate, chunk.pts = rate, start
-            for packet in sound.encode(chunk):
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        sound = container.add_stream(encoder, rate=rate, layout="mono")
+        for start in range(0, len(tone), chunk):
+            piece = av.AudioFrame.from_ndarray(tone[None, start:start + chunk],
+                                               format=sample_format, layout="mono")
+            piece.sample_rate, piece.pts = rate, start
+            for packet in sound.encode(piece):
                 container.mux(packet)
         for packet in sound.encode(None):
             container.mux(packet)
-        for t in range(12):
-            frame = av.VideoFrame.from_ndarray(np.full((64, 96, 3), 20 * t, np.uint8), "rgb24")
+        for t in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), step * t, np.uint8),
+                                               "rgb24")
             frame.pts = t
             for packet in video.encode(frame):
                 container.mux(packet)
         for packet in video.encode(None):
             container.mux(packet)
     return path
+
+
+def _pcm_mov(path: Path) -> Path:
+    """Half a second of 96x64 video with a 16-bit PCM tone, in MOV (as cameras write)."""
+    tone = (np.sin(np.arange(24000) * 2 * np.pi * 440 / 48000) * 8000).astype(np.int16)
+    return _tone_clip(path, tone, encoder="pcm_s16le", sample_format="s16", chunk=1024,
+                      size=(96, 64), frames=12, step=20)
 
 
 @pytest.mark.parametrize(("suffix", "kept"), [(".mov", True), (".mkv", True), (".mp4", False)])
@@ -575,27 +585,9 @@ def test_the_audio_of_a_range_starts_on_its_first_frame(
 
 def _mp3_clip(path: Path) -> Path:
     """One second of 64x48 video with an MP3 tone (FFmpeg decodes it as ``mp3float``)."""
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=24)
-        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-        sound = container.add_stream("libmp3lame", rate=48000, layout="mono")
-        tone = (np.sin(np.arange(48000) * 2 * np.pi * 440 / 48000) * 0.3).astype(np.float32)
-        for start in range(0, len(tone), 1152):
-            chunk = av.AudioFrame.from_ndarray(tone[None, start:start + 1152], format="fltp",
-                                               layout="mono")
-            chunk.sample_rate, chunk.pts = 48000, start
-            for packet in sound.encode(chunk):
-                container.mux(packet)
-        for packet in sound.encode(None):
-            container.mux(packet)
-        for t in range(24):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 10 * t, np.uint8), "rgb24")
-            frame.pts = t
-            for packet in video.encode(frame):
-                container.mux(packet)
-        for packet in video.encode(None):
-            container.mux(packet)
-    return path
+    tone = (np.sin(np.arange(48000) * 2 * np.pi * 440 / 48000) * 0.3).astype(np.float32)
+    return _tone_clip(path, tone, encoder="libmp3lame", sample_format="fltp", chunk=1152,
+                      size=(64, 48), frames=24, step=10)
 
 
 @pytest.mark.parametrize("first", [0, 5], ids=["whole", "range"])
