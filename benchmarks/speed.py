@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 SIZES = {"360": (640, 360), "384": (384, 216), "720": (1280, 720), "1080": (1920, 1080),
          "2160": (3840, 2160)}
@@ -39,7 +40,7 @@ SIZES = {"360": (640, 360), "384": (384, 216), "720": (1280, 720), "1080": (1920
 
 def _case(backbone: str, size: str, frames: int, first: int, later: int, device: str,
           mode: str, workdir: Path, precision: str = "auto",
-          compile: bool = False, max_memory: float = 0.0) -> dict[str, float]:
+          compile: bool = False, max_memory: float = 0.0) -> dict[str, Any]:
     import torch
 
     from vidstyle.config import OptimConfig, RenderConfig, StyleConfig
@@ -96,7 +97,7 @@ def _case(backbone: str, size: str, frames: int, first: int, later: int, device:
     seconds = time.perf_counter() - began
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {"seconds": seconds, "rss_mb": peak_rss, "optimize_s": optimizing,
-              "tiles": tiles[0] * 100 + tiles[1]}  # rows * 100 + columns
+              "tiles": f"{tiles[0]}x{tiles[1]}"}
     if len(done) > 1:  # a later frame: from the first frame's end to the last's, per frame
         result["later_s"] = (done[-1] - done[0]) / (len(done) - 1)
     if dev.type == "cuda":
@@ -293,7 +294,7 @@ def main() -> int:
     overlap_rows = []
     for backbone in backbones:
         for size in sizes:
-            def case(mode: str, backbone: str = backbone, size: str = size) -> dict[str, float]:
+            def case(mode: str, backbone: str = backbone, size: str = size) -> dict[str, Any]:
                 cmd = [sys.executable, __file__, "--device", args.device, "--frames",
                        str(args.frames), "--first-iterations", str(args.first_iterations),
                        "--iterations", str(args.iterations), "--precision", args.precision,
@@ -326,7 +327,7 @@ def main() -> int:
                   f"{v['seconds'] / bare_s:6.2f} {per_iter:7.3f} "
                   f"{v['seconds'] / args.frames:8.2f} {v.get('later_s', nan):13.2f} "
                   f"{v['rss_mb']:7.0f} {v.get('gpu_mb', nan):7.0f} {floor:>6} "
-                  f"{int(v['tiles']) // 100:>3}x{int(v['tiles']) % 100:<2}")
+                  f"{v['tiles']:>6}")
             if args.overlap:
                 overlap_rows.extend((backbone, f"{w}x{h}", o, t) for o, t in pairs)
     if gpu:

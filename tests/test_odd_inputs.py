@@ -438,11 +438,11 @@ def test_memory_refusal(
         pipeline.render(config(clip, styles[0], out, max_side=0))
     assert_refused_cleanly(out, inputs)
     assert os.listdir(tmp_path) == [clip.name]  # refused before any work folder exists
-    # The suggested size does fit.
+    # The suggested size does fit, whole.
     side = int(re.search(r"--max-side (\d+)", str(info.value)).group(1))  # type: ignore[union-attr]
     assert 64 <= side < 640
-    device_policy.check_memory("efficientnet-lite0", *working_size(640, 360, side),
-                          torch.device("cpu"))
+    assert device_policy.plan_tiles("efficientnet-lite0", *working_size(640, 360, side),
+                                    torch.device("cpu")) == (1, 1)
 
 
 def test_memory_refusal_cli(

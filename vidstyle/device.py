@@ -6,6 +6,8 @@ Resolved once per render and passed down (house style: devices are explicit); an
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from vidstyle.errors import DeviceError
@@ -95,12 +97,9 @@ def plan_tiles(backbone: str, width: int, height: int, device: torch.device,
     base, per_reference = _FRAME_BYTES
     frame = (base + per_reference * references) * width * height
     left = budget * _USABLE - fixed - frame
-    try:
-        if left <= 0:
-            raise ValueError("no room for a tile")
-        return grid_for(height, width, left / _TILE_BYTES[backbone])
-    except ValueError:
-        pass
+    if left > 0:
+        with contextlib.suppress(ValueError):  # not even the smallest tiles fit
+            return grid_for(height, width, left / _TILE_BYTES[backbone])
     scale = ((budget * _USABLE - fixed) / per_pixel / (width * height)) ** 0.5 \
         if budget * _USABLE > fixed else 0
     side = int(max(width, height) * scale) // 16 * 16
@@ -111,9 +110,3 @@ def plan_tiles(backbone: str, width: int, height: int, device: torch.device,
         f"{width}x{height} frames need about {need / 1e9:.1f} GB, and do not fit {where} even "
         f"in tiles; {hint}"
     )
-
-
-def check_memory(backbone: str, width: int, height: int, device: torch.device,
-                 max_memory: float = 0.0, references: int = 1) -> None:
-    """Refuse, before starting, frames that would not fit even in tiles (:func:`plan_tiles`)."""
-    plan_tiles(backbone, width, height, device, max_memory, references)

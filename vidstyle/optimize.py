@@ -232,9 +232,10 @@ class FrameStylizer:
         # Each tile's weight on the frame's device once, not copied there every iteration.
         tiles = [dataclasses.replace(t, weight=t.weight.to(x.device))
                  for t in plan(height, width, *self.tiles)]
+        shares = [t.pixels / (height * width) for t in tiles]
         # The loss reported (for early stopping and progress) is the tiles' mean loss, each
         # by its size: overlaps make the shares sum to more than 1.
-        covered = sum((t.bottom - t.top) * (t.right - t.left) for t in tiles) / (height * width)
+        covered = sum(shares)
         with torch.no_grad():
             content_targets = [self.features(t.of(content), self.content_layers) for t in tiles]
 
@@ -242,13 +243,12 @@ class FrameStylizer:
             if x.grad is None:
                 x.grad = torch.zeros_like(x)
             total = x.new_zeros(())
-            for tile, targets in zip(tiles, content_targets):
+            for tile, targets, share in zip(tiles, content_targets, shares):
                 piece = tile.of(x).detach().requires_grad_(True)
                 loss = self.loss(piece, targets, None if warped is None else tile.of(warped),
                                  None if mask is None else tile.of(mask))
                 loss.backward()
                 assert piece.grad is not None
-                share = piece.shape[-2] * piece.shape[-1] / (height * width)
                 accumulate(x.grad, tile, piece.grad, share)
                 total = total + loss.detach() * share
             return total / covered

@@ -175,19 +175,18 @@ def reconcile_seam(
     for k in range(window):
         i = start + k
         content = to_tensor(inputs[i], device)
-        found: list[tuple[int, int, np.ndarray]] = []  # (side, offset, painting)
+        found: list[tuple[int, int, int, np.ndarray]] = []  # (side, offset, index, painting)
         for side, paintings in ((EARLIER, behind), (LATER, ahead)):
             for j in sorted(offsets):
                 p = i + side * j
                 painted = done.get(p) if side < 0 and p >= start else paintings.get(p)
                 if painted is not None and p in inputs:
-                    found.append((side, j, painted))
+                    found.append((side, j, p, painted))
         a = seam_weight(seam_position(i, start, window),
-                        [seam_position(i - j, start, window) for s, j, _ in found if s < 0],
+                        [seam_position(p, start, window) for s, _, p, _ in found if s < 0],
                         anchor=policy.anchor)
         references: list[Reference] = []
-        for side, j, painted in found:
-            p = i + side * j
+        for side, j, p, painted in found:
             backward, forward = flows.pair(inputs[p], inputs[i], j)
             references.append(Reference(
                 painting=to_tensor(painted, device), source=source(p), flow=backward,

@@ -46,6 +46,10 @@ class Tile:
     right: int
     weight: Tensor
 
+    @property
+    def pixels(self) -> int:
+        return (self.bottom - self.top) * (self.right - self.left)
+
     def of(self, frame: Tensor) -> Tensor:
         """The tile's part of ``frame`` ``(B, C, H, W)``, a view."""
         return frame[..., self.top:self.bottom, self.left:self.right]
@@ -63,8 +67,7 @@ def spans(length: int, count: int, overlap: int) -> list[tuple[int, int]]:
     return [(round(i * step), round(i * step) + size) for i in range(count)]
 
 
-def _ramp(length: int, start: int, stop: int, overlap: int, lo_edge: bool, hi_edge: bool
-          ) -> Tensor:
+def _ramp(start: int, stop: int, overlap: int, lo_edge: bool, hi_edge: bool) -> Tensor:
     """A span's weight along one axis, before normalising: 1 inside, falling linearly to
     near 0 over ``overlap`` pixels towards each end that is not the frame's edge."""
     i = torch.arange(stop - start, dtype=torch.float32)
@@ -88,9 +91,9 @@ def plan(height: int, width: int, rows: int, columns: int, overlap: int = OVERLA
     ys, xs = spans(height, rows, overlap), spans(width, columns, overlap)
     raw = []
     for r, (top, bottom) in enumerate(ys):
-        wy = _ramp(height, top, bottom, overlap, r == 0, r == rows - 1)
+        wy = _ramp(top, bottom, overlap, r == 0, r == rows - 1)
         for c, (left, right) in enumerate(xs):
-            wx = _ramp(width, left, right, overlap, c == 0, c == columns - 1)
+            wx = _ramp(left, right, overlap, c == 0, c == columns - 1)
             raw.append((top, bottom, left, right, wy[:, None] * wx[None, :]))
     total = torch.zeros(height, width)
     for top, bottom, left, right, w in raw:
@@ -117,7 +120,8 @@ def grid_for(height: int, width: int, most_pixels: float, overlap: int = OVERLAP
 
     def most(length: int) -> int:  # the most tiles along an axis before they get too small
         count = 1
-        while side(length, count + 1) >= min(MIN_TILE, length) and count < length // OVERLAP:
+        while side(length, count + 1) >= min(MIN_TILE, length) and count < length // max(
+                overlap, 1):
             count += 1
         return count
 
@@ -136,7 +140,7 @@ def grid_for(height: int, width: int, most_pixels: float, overlap: int = OVERLAP
 
 
 def accumulate(grad: Tensor, tile: Tile, tile_grad: Tensor, share: float) -> None:
-    """Add ``tile``'s gradient ``tile_grad`` ``(1, C, h, w)``, weighted by its window and
-    ``share``, into the frame's ``grad`` ``(1, C, H, W)`` in place."""
-    tile.of(grad).add_(tile_grad * tile.weight.to(tile_grad.device) * share)
+    """Add ``tile``'s gradient ``tile_grad`` ``(1, C, h, w)``, weighted by its window (on the
+    same device) and ``share``, into the frame's ``grad`` ``(1, C, H, W)`` in place."""
+    tile.of(grad).add_(tile_grad * tile.weight * share)
 
