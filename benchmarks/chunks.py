@@ -2,6 +2,8 @@
 
     python benchmarks/chunks.py                                # sample_videos/pan.mp4, 2 chunks
     python benchmarks/chunks.py --frames 0:24 --max-side 160   # a quicker look
+    python benchmarks/chunks.py --workers 2 --no-raw --measure-flow deepflow
+                                      # measured along a flow the render does not use
 
 Renders the clip with the default settings four times:
 
@@ -43,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-raw", action="store_true", help="skip the unreconciled render")
     parser.add_argument("--preroll", type=int, default=None, help="default: the library's")
     parser.add_argument("--seam-window", type=int, default=None, help="default: the library's")
+    parser.add_argument("--measure-flow", default="dis-medium",
+                        help="the flow the warping error is measured along (default dis-medium; "
+                        "deepflow is independent of the render's DIS)")
     args = parser.parse_args(argv)
 
     # Ray runs its workers 15 steps nicer than the process that starts it; here they compete
@@ -52,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from vidstyle.config import RenderConfig, parse_frame_range
     from vidstyle.distributed import DEFAULT_PREROLL, DEFAULT_SEAM_WINDOW, render_chunked
+    from vidstyle.flow import make_flow
     from vidstyle.metrics import measure
     from vidstyle.pipeline import render
 
@@ -65,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
     print(f"# {args.input.name}, style {args.style.name}, default settings, max side "
           f"{args.max_side}; {cores} CPU cores, {gpu}; torch threads in this process: "
-          f"{torch.get_num_threads()}; pre-roll {preroll}, seam window {seam_window}", flush=True)
+          f"{torch.get_num_threads()}; pre-roll {preroll}, seam window {seam_window}; measured "
+          f"along {args.measure_flow}", flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -100,14 +107,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {times[name]:.1f} s", flush=True)
 
         start = frames[0] if frames else 0
-        ref = measure(args.input, plain.output, start_index=start, long_range=None)
+        estimator = make_flow(args.measure_flow)
+        ref = measure(args.input, plain.output, start_index=start, long_range=None,
+                      estimator=estimator)
         print()
         print("| render | seam at frame | window pairs (error) | worst window pair / median "
               "inside chunks | flicker ratio | vs unchunked |")
         print("|---|---|---|---|---|---|")
         print(f"| unchunked | - | - | - | {ref.flicker_ratio:.2f} | 1.00 |")
         for name, result in results.items():
-            report = measure(args.input, result.output, start_index=start, long_range=None)
+            report = measure(args.input, result.output, start_index=start, long_range=None,
+                             estimator=estimator)
             errors = report.per_pair_output
             window = max(result.seam_window, seam_window)
             # Pair t joins frames t and t+1 (positions in the range). A seam's window is the
