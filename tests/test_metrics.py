@@ -110,6 +110,29 @@ def test_colour_jitter_scores_far_worse(tiny_clip: Path, tmp_path: Path) -> None
     assert all(o > i for o, i in zip(report.per_pair_output, report.per_pair_input))
 
 
+def test_a_known_change_of_light_is_corrected_for(tiny_clip: Path, tmp_path: Path) -> None:
+    """Under a fade, a painting that follows it must not score worse than one that ignores
+    it; told the light, the yardstick scores them the other way round."""
+    gains = [1.0 - 0.05 * i for i in range(12)]
+
+    def darker(i: int, image: np.ndarray) -> np.ndarray:
+        return np.rint(image * gains[i]).astype(np.uint8)
+
+    lit = _copy_with(tiny_clip, tmp_path / "lit.mp4", darker)
+    # "follows": the output is the lit input itself; "ignores": it keeps the steady light.
+    follows, ignores = lit, tiny_clip
+    plain = [measure(lit, out, long_range=4).flicker_ratio for out in (follows, ignores)]
+    told = [measure(lit, out, long_range=4, light=gains) for out in (follows, ignores)]
+    assert plain[1] < plain[0]  # the bias the correction removes
+    assert told[0].flicker_ratio == pytest.approx(1.0)
+    assert told[1].flicker_ratio > 2 * told[0].flicker_ratio
+    assert told[1].long_range_ratio is not None and told[1].long_range_ratio > 2
+    with pytest.raises(ValueError, match="positive"):
+        measure(lit, lit, light=[0.0] * 12)
+    with pytest.raises(ValueError, match="light has 3 values"):
+        measure(lit, lit, light=[1.0] * 3)
+
+
 def test_start_index_aligns_a_render_of_a_frame_range(jerky_clip: Path, tmp_path: Path) -> None:
     tail = _write(tmp_path / "tail.mp4", [f.image for f in iter_frames(jerky_clip, start_index=3)])
     right = measure(jerky_clip, tail, start_index=3, long_range=4)

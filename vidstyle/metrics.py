@@ -291,6 +291,7 @@ def measure(
     every: int = 1,
     device: torch.device | str = "cpu",
     estimator: FlowEstimator | None = None,
+    light: Sequence[float] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> MetricsReport:
     """Measure how steady ``output`` (a stylization of ``source``) is, and how stylized.
@@ -311,6 +312,13 @@ def measure(
             benchmarks/RESULTS.md. It shares its algorithm with the render's default flow, so
             it is blind to some of that flow's errors: ``make_flow("deepflow")`` measures with
             an estimator the render did not use.
+        light: where the source's change of light is known (a clip made darker by known
+            gains, as ``benchmarks/light.py`` does), its brightness at each output frame. The
+            earlier frame of each pair, output and input alike, is scaled by how much brighter
+            the later one is before they are compared, so a painting that follows a fade is
+            as steady as the same painting under steady light, and one that lags or repaints
+            it is not. Without it, the input's own error grows with the change of light and
+            a painting that lags the fade scores steadier.
         progress: called with the number of output frames measured so far.
 
     Raises:
@@ -325,6 +333,8 @@ def measure(
         raise ValueError(f"long-range k must be >= 1 (or 0 to skip it), got {long_range}")
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
+    if light is not None and min(light, default=1.0) <= 0:
+        raise ValueError("light must be positive at every frame")
     check_choice("backbone", backbone, BACKBONES)
     device = torch.device(device)
 
@@ -349,8 +359,8 @@ def measure(
             )
         flow_of: FlowEstimator = estimator or DISFlow(device, preset="medium")
 
-        # (input image for the flow, output tensor, input tensor), newest last.
-        ring: deque[tuple[np.ndarray, Tensor, Tensor]] = deque(maxlen=max(k, 1) + 1)
+        # (input image for the flow, output tensor, input tensor, output index), newest last.
+        ring: deque[tuple[np.ndarray, Tensor, Tensor, int]] = deque(maxlen=max(k, 1) + 1)
         pair_out: list[float] = []
         pair_src: list[float] = []
         long_out: list[float] = []
@@ -360,14 +370,15 @@ def measure(
         style_src: list[float] = []
         content: list[float] = []
 
-        def errors(earlier: tuple[np.ndarray, Tensor, Tensor],
-                   later: tuple[np.ndarray, Tensor, Tensor]) -> tuple[float, float]:
+        def errors(earlier: tuple[np.ndarray, Tensor, Tensor, int],
+                   later: tuple[np.ndarray, Tensor, Tensor, int]) -> tuple[float, float]:
             # t -> t+n on the input, as Lai et al., and its partner for the mask.
             flow, reverse = flow_pair(flow_of, later[0], earlier[0])
             mask = consistency_mask(flow, reverse)
-            err = _masked_errors(
-                torch.cat((earlier[1], earlier[2])), torch.cat((later[1], later[2])), flow, mask
-            )
+            before = torch.cat((earlier[1], earlier[2]))
+            if light is not None:
+                before = before * (light[later[3]] / light[earlier[3]])
+            err = _masked_errors(before, torch.cat((later[1], later[2])), flow, mask)
             return float(err[0]), float(err[1])
 
         src_iter = itertools.chain([src_first], src_frames)
@@ -386,7 +397,10 @@ def measure(
                     f"expected {width}x{height} like the first (a size change mid-stream)"
                 )
             with torch.no_grad():
-                entry = (src.image, to_tensor(frame.image, device), to_tensor(src.image, device))
+                if light is not None and index >= len(light):
+                    raise ValueError(f"light has {len(light)} values; the output has more frames")
+                entry = (src.image, to_tensor(frame.image, device), to_tensor(src.image, device),
+                         index)
                 ring.append(entry)
                 if len(ring) >= 2:
                     e_out, e_src = errors(ring[-2], entry)

@@ -374,7 +374,7 @@ def _first_pass_of(
         if frame.index in finished:
             history.append((frame, None))  # loaded from the store only if needed
             continue
-        content = to_tensor(frame.image, device)
+        content = to_tensor(frame.pixels, device)
         references: list[Reference] = []
         if state.flows is not None:
             for j in offsets:
@@ -389,7 +389,7 @@ def _first_pass_of(
                 # first successor, whose history came from the store).
                 backward, forward = (flows[len(references)] if len(flows) > len(references)
                                      else state.flows.pair(old.image, frame.image, j))
-                references.append(Reference(painting=out, source=to_tensor(old.image, device),
+                references.append(Reference(painting=out, source=to_tensor(old.pixels, device),
                                             flow=backward, reverse=forward))
         budget = cfg.optim.iterations if references else cfg.optim.first_iterations
         image, stats = _stylize_frame(

@@ -9,14 +9,14 @@ Outputs keep an SDR source's colour (so nothing shifts), untagged HD ones are wr
 BT.709, and every output is tagged: an untagged output is guessed at by each player, and HD
 players guess BT.709, which is off by about 20/255 for a BT.601 encode.
 
-The conversions themselves are FFmpeg's (swscale through PyAV), asked for explicitly rather
-than left to PyAV's defaults, which have changed between its releases. Decoding uses
-swscale's plain conversion, within 3/255 of a colour chart (``tests/test_colour.py``). Its
-more exact modes were measured and left out: accurate rounding with full chroma
-interpolation (1/255 on the chart) dithers, a noise fixed to the screen that moving content
-crosses, and 16-bit RGB with accurate rounding (2/255); both made renders flicker more along
-the true motion (benchmarks/RESULTS.md). Encoding rounds accurately, which changed nothing
-there.
+Decoding converts here, in floating point by the standards' formulas, from the planes as the
+decoder gives them: 10-bit sources keep their precision into the render, and nothing is
+rounded to 8 bits and then dithered on the way. swscale's conversions were measured and left
+for decoding: its plain one is off by up to 3/255 on a colour chart, and its exact ones
+(accurate rounding with full chroma interpolation, or 16-bit RGB) dither, a noise fixed to the
+screen that moving content crosses, which made renders flicker more along the true motion
+(benchmarks/RESULTS.md). Encoding is swscale's, with accurate rounding, asked for explicitly
+rather than left to PyAV's defaults, which have changed between its releases.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import av
+import cv2
 import numpy as np
 from av.video.reformatter import ColorRange, Interpolation
 
-from vidstyle.io.hdr import to_sdr
+from vidstyle.io.hdr import tone_map
 
 # AVColorSpace codes, as frames and codec contexts carry them.
 BT709, FCC, BT470BG, SMPTE170M, SMPTE240M, BT2020_NCL, BT2020_CL = 1, 4, 5, 6, 7, 9, 10
@@ -40,8 +41,16 @@ _DEFAULT_PRIMARIES = {BT709: 1, BT470BG: 5, SMPTE170M: 6, SMPTE240M: 7, BT2020_N
                       BT2020_CL: 9, FCC: 4}
 _DEFAULT_TRANSFER = {BT709: 1, BT470BG: 6, SMPTE170M: 6, SMPTE240M: 7, BT2020_NCL: 1,
                      BT2020_CL: 1, FCC: 6}
-# RGB -> YUV with accurate rounding; YUV -> RGB plain (see above). No scaling happens here:
-# the interpolation itself is unused.
+# (Kr, Kb), the luma weights of red and blue, of each matrix. BT.2020's constant-luminance
+# variant is read as the non-constant one, as swscale and players do; it is all but unused.
+_WEIGHTS = {BT709: (0.2126, 0.0722), FCC: (0.30, 0.11), BT470BG: (0.299, 0.114),
+            SMPTE170M: (0.299, 0.114), SMPTE240M: (0.212, 0.087),
+            BT2020_NCL: (0.2627, 0.0593), BT2020_CL: (0.2627, 0.0593)}
+# Semi-planar formats, repacked to their planar twins (no conversion) before reading.
+_PLANAR = {"nv12": "yuv420p", "nv21": "yuv420p", "p010le": "yuv420p10le",
+           "nv16": "yuv422p", "p210le": "yuv422p10le"}
+# RGB -> YUV with accurate rounding (encoding). No scaling happens here: the interpolation
+# itself is unused.
 EXACT = Interpolation.BILINEAR | Interpolation.ACCURATE_RND
 PLAIN = Interpolation.BILINEAR
 
@@ -86,19 +95,101 @@ def source_colour(frame: av.VideoFrame) -> Colour:
     return Colour(matrix, full, primaries, transfer, tagged)
 
 
+def bit_depth(frame: av.VideoFrame) -> int:
+    """Bits per sample of ``frame``'s first component (8, 10, 12 ...)."""
+    return int(frame.format.components[0].bits)
+
+
+def yuv_to_rgb(planes: list[np.ndarray], *, matrix: int, full_range: bool,
+               bits: int) -> np.ndarray:
+    """Y'CbCr planes -> non-linear R'G'B' ``(H, W, 3)`` float32 in [0, 1].
+
+    Args:
+        planes: Y ``(H, W)``, then Cb and Cr at full size or subsampled (4:2:2, 4:2:0), as
+            integer code values of ``bits`` bits.
+        matrix: an ``AVColorSpace`` code (BT.601, BT.709, BT.2020 ...).
+        full_range: codes span 0..2^bits-1, not BT.601/709's limited range (luma 16-235 and
+            chroma 16-240, scaled by 2^(bits-8)).
+    """
+    luma = planes[0].astype(np.float32)
+    height, width = luma.shape
+    ycc = cv2.merge([luma, *(_upsample(c, height, width) for c in planes[1:])])
+    rgb: np.ndarray = cv2.transform(ycc, _affine(matrix, full_range, bits))
+    return np.clip(rgb, 0, 1, out=rgb)
+
+
+def _affine(matrix: int, full_range: bool, bits: int) -> np.ndarray:
+    """The ``(3, 4)`` affine map from Y'CbCr codes to R'G'B' in [0, 1]."""
+    kr, kb = _WEIGHTS[matrix]
+    kg = 1 - kr - kb
+    # Y' in [0, 1] and Cb, Cr in [-0.5, 0.5] -> R'G'B' (BT.601/709/2020, the same form).
+    mix = np.array([[1, 0, 2 * (1 - kr)],
+                    [1, -2 * (1 - kb) * kb / kg, -2 * (1 - kr) * kr / kg],
+                    [1, 2 * (1 - kb), 0]])
+    if full_range:
+        top, mid = 2**bits - 1, 2 ** (bits - 1)
+        scale = np.full(3, 1 / top)
+        offset = np.array([0, -mid / top, -mid / top])
+    else:
+        step = 2 ** (bits - 8)
+        scale = np.array([1 / (219 * step), 1 / (224 * step), 1 / (224 * step)])
+        offset = np.array([-16 / 219, -128 / 224, -128 / 224])
+    return np.hstack([mix * scale, (mix @ offset)[:, None]]).astype(np.float32)
+
+
+def _upsample(chroma: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A chroma plane at the luma's ``height x width``, bilinearly, where MPEG-2, H.264 and
+    HEVC put chroma by default: on the even luma columns and midway between two rows."""
+    out: np.ndarray = chroma.astype(np.float32)
+    if out.shape[1] < width:
+        after = np.concatenate([out[:, 1:], out[:, -1:]], axis=1)
+        wide = np.empty((out.shape[0], 2 * out.shape[1]), np.float32)
+        wide[:, 0::2], wide[:, 1::2] = out, (out + after) * 0.5
+        out = wide[:, :width]
+    if out.shape[0] < height:
+        # OpenCV's half-pixel centres put each chroma row midway between its two luma rows.
+        out = cv2.resize(out, (out.shape[1], 2 * out.shape[0]),
+                         interpolation=cv2.INTER_LINEAR)[:height]
+    return out
+
+
+def _planes(frame: av.VideoFrame) -> list[np.ndarray] | None:
+    """The Y, Cb, Cr planes of a planar YUV ``frame`` as arrays, or None for a format read
+    otherwise (packed or big-endian ones)."""
+    name = frame.format.name
+    if name in _PLANAR:
+        frame = frame.reformat(format=_PLANAR[name])
+        name = frame.format.name
+    if not name.startswith("yuv") or name.endswith("be") or len(frame.planes) < 3:
+        return None
+    dtype = np.dtype(np.uint16 if bit_depth(frame) > 8 else np.uint8)
+    # A fourth plane is alpha, which a video render has no use for.
+    return [np.frombuffer(memoryview(p), dtype).reshape(-1, p.line_size // dtype.itemsize)[
+        :p.height, :p.width] for p in frame.planes[:3]]
+
+
 def to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """``frame`` as ``(H, W, 3)`` uint8 RGB by its :func:`source_colour`; an HDR frame
-    tone-mapped to SDR BT.709 (:mod:`vidstyle.io.hdr`)."""
-    if frame.format.is_rgb or not frame.format.name.startswith(("yuv", "nv", "p0", "p2")):
-        return frame.reformat(format="rgb24", interpolation=PLAIN).to_ndarray()
+    """``frame`` as ``(H, W, 3)`` float32 RGB in [0, 1] by its :func:`source_colour`, at the
+    source's precision; an HDR frame tone-mapped to SDR BT.709 (:mod:`vidstyle.io.hdr`)."""
+    planes = None if frame.format.is_rgb else _planes(frame)
+    if planes is None:
+        # RGB, grey and the rare packed YUV formats: swscale's conversion, at 16 bits.
+        if frame.format.is_rgb or frame.format.name.startswith("gray"):
+            rgb = frame.reformat(format="rgb48le", interpolation=PLAIN).to_ndarray()
+        else:
+            colour = source_colour(frame)
+            rgb = frame.reformat(
+                format="rgb48le", src_colorspace=_SWS[colour.matrix],
+                src_color_range=ColorRange.JPEG if colour.full_range else ColorRange.MPEG,
+                dst_color_range=ColorRange.JPEG, interpolation=PLAIN,
+            ).to_ndarray()
+        return rgb.astype(np.float32) / 65535
     colour = source_colour(frame)
+    # HDR is BT.2100's, whose matrix is BT.2020's whatever the frame's tag says.
+    image = yuv_to_rgb(planes, matrix=BT2020_NCL if colour.hdr else colour.matrix,
+                       full_range=colour.full_range, bits=bit_depth(frame))
     if colour.hdr:
-        return to_sdr(frame, full_range=colour.full_range, hlg=colour.transfer == HLG)
-    image: np.ndarray = frame.reformat(
-        format="rgb24", src_colorspace=_SWS[colour.matrix],
-        src_color_range=ColorRange.JPEG if colour.full_range else ColorRange.MPEG,
-        dst_color_range=ColorRange.JPEG, interpolation=PLAIN,
-    ).to_ndarray()
+        return tone_map(image, hlg=colour.transfer == HLG)
     return image
 
 

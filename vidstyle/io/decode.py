@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from vidstyle.errors import DecodeError, InputError
-from vidstyle.io.colour import Colour, source_colour, to_rgb
+from vidstyle.io.colour import Colour, bit_depth, source_colour, to_rgb
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,15 @@ class Frame:
     time: float
     """Presentation time in seconds."""
     image: np.ndarray
-    """``(H, W, 3)`` uint8 RGB."""
+    """``(H, W, 3)`` uint8 RGB: what the optical flow, previews and metrics read."""
+    deep: np.ndarray | None = None
+    """``(H, W, 3)`` uint16 RGB (0..65535) of a source with more than 8 bits per sample
+    (10-bit phone video, HDR), for what the render paints from; None for an 8-bit source."""
+
+    @property
+    def pixels(self) -> np.ndarray:
+        """The finest RGB there is: :attr:`deep`, else :attr:`image`."""
+        return self.image if self.deep is None else self.deep
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -233,9 +241,16 @@ def iter_frames(
                 image = np.ascontiguousarray(np.rot90(image, k=turns))
             if size is not None and (image.shape[1], image.shape[0]) != size:
                 image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-            yield Frame(index=index, pts=frame.pts, time=time, image=image)
+            deep = _quantize(image, 65535, np.uint16) if bit_depth(frame) > 8 else None
+            yield Frame(index=index, pts=frame.pts, time=time,
+                        image=_quantize(image, 255, np.uint8), deep=deep)
     finally:
         container.close()
+
+
+def _quantize(image: np.ndarray, top: int, dtype: type[np.integer]) -> np.ndarray:
+    """``(H, W, 3)`` float in [0, 1] -> integers 0..``top``, rounded to nearest."""
+    return np.rint(image * top).astype(dtype)
 
 
 def _cut_short(messages: list[tuple[int, str, str]]) -> bool:

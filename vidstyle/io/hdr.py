@@ -1,8 +1,9 @@
 """HDR to SDR: PQ and HLG video (BT.2100, BT.2020 primaries) tone-mapped to SDR BT.709.
 
-The render paints 8-bit SDR frames, so an HDR source is converted once, as it is decoded:
+The render paints SDR frames, so an HDR source is converted once, as it is decoded:
 
-1. Y'CbCr to non-linear R'G'B' by the BT.2020 matrix, at 16 bits (FFmpeg's swscale).
+1. Y'CbCr to non-linear R'G'B' by the BT.2020 matrix, in floating point
+   (:func:`vidstyle.io.colour.yuv_to_rgb`).
 2. To display light in cd/m2: PQ by its EOTF (SMPTE ST 2084); HLG by its inverse OETF and
    the BT.2100 OOTF for a 1000 cd/m2 display (system gamma 1.2).
 3. BT.2020 primaries to BT.709 (ITU-R BT.2087), in linear light; colours outside BT.709 are
@@ -14,7 +15,7 @@ The render paints 8-bit SDR frames, so an HDR source is converted once, as it is
    mid-tones keep the source's exposure, and above that it bends highlights smoothly up to
    the peak instead of clipping them, though the brightest ones share few code values.
    203 cd/m2 is HDR reference white (ITU-R BT.2408); it lands at about 92% of SDR white.
-5. Encoded for a BT.1886 display (gamma 2.4) as 8-bit RGB.
+5. Encoded for a BT.1886 display (gamma 2.4).
 
 Sources without mastering metadata are taken to peak at 1000 cd/m2 (HLG's reference display;
 most phone PQ clips are mastered at 1000 too).
@@ -22,9 +23,7 @@ most phone PQ clips are mastered at 1000 too).
 
 from __future__ import annotations
 
-import av
 import numpy as np
-from av.video.reformatter import ColorRange, Interpolation
 
 SDR_WHITE = 203.0
 """cd/m2 that SDR white stands for (HDR reference white, ITU-R BT.2408)."""
@@ -83,7 +82,7 @@ def eetf(nits: np.ndarray, peak: float = SOURCE_PEAK, target: float = SDR_WHITE)
 
 def tone_map(rgb2020: np.ndarray, *, hlg: bool) -> np.ndarray:
     """Non-linear BT.2020 R'G'B' ``(H, W, 3)`` float in [0, 1] (PQ, or HLG if ``hlg``) ->
-    SDR BT.709 ``(H, W, 3)`` uint8 for a BT.1886 display."""
+    SDR BT.709 ``(H, W, 3)`` float32 in [0, 1] for a BT.1886 display."""
     rgb = rgb2020.astype(np.float32)
     light = hlg_to_nits(rgb) if hlg else pq_to_nits(rgb)
     light = np.maximum(light @ _TO_709.T, 0)
@@ -91,16 +90,5 @@ def tone_map(rgb2020: np.ndarray, *, hlg: bool) -> np.ndarray:
     mapped = eetf(top)
     scale = np.where(top > 1e-6, mapped / np.maximum(top, 1e-6), 0)
     sdr = np.clip(light * scale / SDR_WHITE, 0, 1)
-    return np.round(np.power(sdr, 1 / 2.4) * 255).astype(np.uint8)
+    return np.power(sdr, 1 / 2.4).astype(np.float32)
 
-
-def to_sdr(frame: av.VideoFrame, *, full_range: bool, hlg: bool) -> np.ndarray:
-    """An HDR frame as SDR BT.709 ``(H, W, 3)`` uint8 RGB (the steps above)."""
-    # Accurate rounding; swscale's full chroma interpolation miscomputes 16-bit RGB.
-    rgb = frame.reformat(
-        format="rgb48le", src_colorspace=9,
-        src_color_range=ColorRange.JPEG if full_range else ColorRange.MPEG,
-        dst_color_range=ColorRange.JPEG,
-        interpolation=Interpolation.BILINEAR | Interpolation.ACCURATE_RND,
-    ).to_ndarray()
-    return tone_map(rgb.astype(np.float32) / 65535, hlg=hlg)

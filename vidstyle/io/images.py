@@ -55,7 +55,12 @@ def load_image(path: str | os.PathLike[str]) -> Tensor:
 
 
 def to_tensor(image: np.ndarray, device: torch.device) -> Tensor:
-    """``(H, W, 3)`` uint8 -> ``(1, 3, H, W)`` float32 in [0, 1] on ``device``."""
+    """``(H, W, 3)`` uint8 (or uint16, 0..65535) -> ``(1, 3, H, W)`` float32 in [0, 1] on
+    ``device``."""
+    if image.dtype == np.uint16:
+        # torch has no uint16 arithmetic on every device; int32 holds it exactly.
+        return (torch.from_numpy(image.astype(np.int32)).to(device).permute(2, 0, 1)[None]
+                .float().div_(65535))
     return torch.from_numpy(image).to(device).permute(2, 0, 1)[None].float().div_(255)
 
 
