@@ -10,9 +10,9 @@ The lit copy of each clip is the clip multiplied, frame by frame, by a gain: 1 f
 quarter, 0.6 from there on (an exposure step), and from the middle on falling linearly to
 0.06 at the last frame (a fade to black). Each clip is rendered with the library's defaults, once
 holding each painting to its neighbours scaled by how much brighter the input got
-(:func:`vidstyle.warp.light_gain`, ``TemporalPolicy.follow_light``) and once as the defaults
-do (where the light changed, the colour check rejects the held painting, and those pixels
-are painted afresh). Each row gives the flicker ratio and the 10-frame ratio (``vidstyle
+(:func:`vidstyle.warp.light_gain`, ``TemporalPolicy.follow_light``, the default) and once
+without (where the light changed, the colour check rejects the held painting, and those
+pixels are painted afresh). Each row gives the flicker ratio and the 10-frame ratio (``vidstyle
 metrics``, along DIS medium flow or ``--measure-flow``), the style loss ratio, and seconds per
 frame, and the lit clip's flicker ratio over the plain clip's (the goal: at most 1.5).
 

@@ -224,11 +224,11 @@ def test_a_change_of_light_is_followed_not_painted_afresh() -> None:
     before = torch.rand(1, 3, 32, 48) * 0.5 + 0.4
     painting = torch.rand(1, 3, 32, 48)
     content = before * 0.6  # an exposure step: the same scene, darker
-    follows = hold(content, [_ref(painting, source=before)], TemporalPolicy(follow_light=True))
+    follows = hold(content, [_ref(painting, source=before)], TemporalPolicy())  # the default
     assert follows.weight is not None and follows.target is not None
     assert follows.weight.min() == 1  # every pixel is still held
     torch.testing.assert_close(follows.target, painting * 0.6, atol=0.01, rtol=0)
-    fixed = hold(content, [_ref(painting, source=before)], TemporalPolicy())
+    fixed = hold(content, [_ref(painting, source=before)], TemporalPolicy(follow_light=False))
     assert fixed.weight is not None and fixed.weight.mean() < 0.5  # repainted: flicker
 
 
