@@ -11,6 +11,7 @@ from vidstyle.temporal import (
     Reference,
     TemporalPolicy,
     combine,
+    exposure,
     fill_unseen,
     hold,
     long_term_target,
@@ -278,3 +279,13 @@ def test_policy_and_references_are_checked() -> None:
 def test_later_passes_also_look_ten_frames_back_without_long_term() -> None:
     assert pass_offsets((1,)) == (1, 10)
     assert pass_offsets((1, 2, 5)) == (1, 2, 5)  # --long-term given: those
+
+
+def test_the_exposure_is_carried_along_the_chain() -> None:
+    before = torch.rand(1, 3, 16, 24) * 0.5 + 0.4
+    ref = _ref(torch.rand(1, 3, 16, 24), source=before)
+    assert exposure(before * 0.5, None, 0.7) == 1.0  # no neighbour: the shot starts
+    assert exposure(before * 0.5, ref, 0.7) == pytest.approx(0.35, abs=0.01)
+    assert exposure(before * 0.5, ref, 0.01) == pytest.approx(1 / 16)  # kept in range
+    cut = _ref(torch.rand(1, 3, 16, 24), source=before, shift=40.0)  # nothing follows
+    assert exposure(before * 0.5, cut, 0.7) == 1.0

@@ -6,6 +6,7 @@ import torch
 from vidstyle.warp import (
     agreement_mask,
     consistency_mask,
+    exposure_change,
     light_gain,
     occlusion_mask,
     warp,
@@ -157,3 +158,20 @@ def test_light_gain_ignores_untrusted_pixels() -> None:
     mask[..., :16, :] = 0
     gain = light_gain(image, seen, mask)
     torch.testing.assert_close(gain, torch.ones_like(gain), atol=1e-6, rtol=0)
+
+
+def test_exposure_change_measures_the_whole_frame() -> None:
+    seen = torch.rand(1, 3, 24, 32) * 0.6 + 0.3
+    trusted = torch.ones(1, 1, 24, 32)
+    assert exposure_change(seen * 0.5, seen, trusted) == pytest.approx(0.5, abs=0.01)
+    assert exposure_change(seen, seen, trusted) == 1.0
+    # A steady shot's noise is no change, or it would add up frame after frame.
+    assert exposure_change(seen * 1.005, seen, trusted) == 1.0
+    # A moving object in a fifth of the frame does not move the median.
+    image = seen * 0.8
+    image[..., :6] = 1.0
+    assert exposure_change(image, seen, trusted) == pytest.approx(0.8, abs=0.01)
+    # Too little to follow (a cut): no measurement.
+    few = torch.zeros(1, 1, 24, 32)
+    few[..., :2, :] = 1
+    assert exposure_change(seen * 0.5, seen, few) is None

@@ -45,7 +45,7 @@ from vidstyle.io.images import load_image, to_image, to_tensor, write_png
 from vidstyle.io.store import FrameStore
 from vidstyle.optimize import FrameStats, FrameStylizer, keep_colors
 from vidstyle.overlap import ahead
-from vidstyle.temporal import Reference, TemporalPolicy, hold, pass_offsets
+from vidstyle.temporal import Reference, TemporalPolicy, exposure, hold, pass_offsets
 
 # Re-exported: callers of the pipeline ask it which device a render would use.
 __all__ = ["Progress", "RenderResult", "encode_stored", "frame_selection", "render",
@@ -363,16 +363,17 @@ def _first_pass_of(
     """:func:`_first_pass` over frames that come with their flows."""
     cfg, store, device = state.cfg, state.store, state.device
     offsets = cfg.style.long_term
-    # (input frame, its stylized frame or None until needed) for the last max(offsets) frames,
-    # kept in 8 bits (a quarter of a float tensor: at 4K, ten frames are 0.25 GB, not 1 GB)
-    # and made a tensor when used, as the frame store would give it back.
-    history: deque[tuple[Frame, np.ndarray | None]] = deque(maxlen=max(offsets))
+    # (input frame, its stylized frame or None until needed, its exposure) for the last
+    # max(offsets) frames, kept in 8 bits (a quarter of a float tensor: at 4K, ten frames are
+    # 0.25 GB, not 1 GB) and made a tensor when used, as the frame store would give it back.
+    # A resumed render starts its exposure anew at 1 (it is not stored).
+    history: deque[tuple[Frame, np.ndarray | None, float]] = deque(maxlen=max(offsets))
     iterations = 0
     for frame, flows in stream:
         if cfg.optim.passes > 1:
             store.keep_input(frame.index, frame.image)
         if frame.index in finished:
-            history.append((frame, None))  # loaded from the store only if needed
+            history.append((frame, None, 1.0))  # loaded from the store only if needed
             continue
         content = to_tensor(frame.pixels, device)
         references: list[Reference] = []
@@ -380,10 +381,10 @@ def _first_pass_of(
             for j in offsets:
                 if j > len(history):
                     break
-                old, painted = history[-j]
+                old, painted, lit = history[-j]
                 if painted is None:
                     painted = store.load(old.index)
-                    history[-j] = (old, painted)
+                    history[-j] = (old, painted, lit)
                 out = to_tensor(painted, device)
                 # Flows computed ahead where the worker had them (not for a resumed frame's
                 # first successor, whose history came from the store).
@@ -392,14 +393,17 @@ def _first_pass_of(
                 references.append(Reference(painting=out, source=to_tensor(old.pixels, device),
                                             flow=backward, reverse=forward))
         budget = cfg.optim.iterations if references else cfg.optim.first_iterations
+        level = 1.0
+        if state.policy.paint_at_exposure and references:
+            level = exposure(content, references[0], history[-offsets[0]][2])
         image, stats = _stylize_frame(
             state, content, references, budget, base=None, index=frame.index, debug=True,
-            on_iteration=functools.partial(state.notify, frame.index, budget),
+            on_iteration=functools.partial(state.notify, frame.index, budget), exposure=level,
         )
         store.add(frame.index, frame.time, image)
         iterations += stats.iterations
         # The chain continues from the stored 8-bit frame, exactly as a resumed run would.
-        history.append((frame, image))
+        history.append((frame, image, level))
         state.notify(frame.index, budget, stats.iterations, stats.loss, finished=True)
     return iterations
 
@@ -462,13 +466,16 @@ def _stylize_frame(
     index: int,
     debug: bool,
     on_iteration: Callable[[int, float], None],
+    exposure: float = 1.0,
 ) -> tuple[np.ndarray, FrameStats]:
     """Optimize one frame held to ``references``; returns it as stored (8-bit RGB) and the
     optimizer's stats.
 
     ``base`` is the frame's result from the previous pass (None in the first pass);
     ``index`` the frame's index in the input; ``debug`` whether to write ``--debug-dir``
-    pictures.
+    pictures; ``exposure`` the frame's brightness against the shot's start: the optimizer
+    paints the frame divided by it, and the result is multiplied back
+    (:attr:`TemporalPolicy.paint_at_exposure`).
     """
     cfg = state.cfg
     held = hold(content, references, state.policy, base=base)
@@ -480,10 +487,17 @@ def _stylize_frame(
         # numbers on every device).
         generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + index)
         init = torch.rand(content.shape, generator=generator).to(content.device)
+    target = held.target
+    seen = content
+    if exposure != 1.0:
+        seen, init = (content / exposure).clamp(0, 1), (init / exposure).clamp(0, 1)
+        target = None if target is None else (target / exposure).clamp(0, 1)
     out, stats = state.stylizer.stylize(
-        content, init, iterations=budget, warped=held.target, mask=held.weight,
+        seen, init, iterations=budget, warped=target, mask=held.weight,
         on_iteration=on_iteration,
     )
+    if exposure != 1.0:
+        out = (out * exposure).clamp(0, 1)
     if cfg.style.preserve_colors:
         out = keep_colors(out, content)
     return to_image(out), stats

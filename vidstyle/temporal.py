@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from vidstyle.config import RenderConfig
-from vidstyle.warp import agreement_mask, consistency_mask, light_gain, warp
+from vidstyle.warp import agreement_mask, consistency_mask, exposure_change, light_gain, warp
 
 EARLIER = -1
 """A reference before the frame in the order it is painted (the previous frame, in a later
@@ -62,6 +62,13 @@ class TemporalPolicy:
     fill_unseen: bool = True
     """With :attr:`warm_start`, start the pixels no reference saw from the input's colours
     mapped into the painting's palette (:func:`fill_unseen`), not from the raw input."""
+    paint_at_exposure: bool = True
+    """Paint each frame at the exposure of the shot's start: the optimizer sees the input
+    divided by the change of light accumulated along the chain (:func:`exposure`), and its
+    result is multiplied back. The style loss compares Gram matrices, which depend on
+    brightness, so through a fade it pulls a darkening frame's strokes back towards the
+    style's own brightness, and the painting does not darken with the scene; at a constant
+    exposure the same strokes simply darken (measured: benchmarks/RESULTS.md)."""
     revisit_blend: float = 0.5
     """A frame painted before (a later pass) starts this far from its previous painting
     towards the temporal target, where the target is trusted: Ruder et al.'s delta
@@ -132,6 +139,21 @@ def trust(content: Tensor, ref: Reference, policy: TemporalPolicy) -> tuple[Tens
     if policy.agreement is not None:
         mask = mask * agreement_mask(content, seen, threshold=policy.agreement)
     return warped, mask
+
+
+def exposure(content: Tensor, closest: Reference | None, before: float, *,
+             limit: float = 16.0) -> float:
+    """The frame's exposure against the shot's start: ``before`` (the closest painted
+    neighbour's) times how much brighter the input got since (:func:`exposure_change`), 1.0
+    without a neighbour or where too little of it can be followed (a cut starts anew).
+    Kept within ``[1 / limit, limit]``."""
+    if closest is None:
+        return 1.0
+    mask = consistency_mask(closest.flow, closest.reverse)
+    change = exposure_change(content, warp(closest.source, closest.flow), mask)
+    if change is None:
+        return 1.0
+    return min(max(before * change, 1 / limit), limit)
 
 
 def hold(

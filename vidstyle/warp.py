@@ -167,6 +167,36 @@ def light_gain(
     return F.interpolate(gain, size=(h, w), mode="bilinear", align_corners=False)
 
 
+def exposure_change(
+    image: Tensor, seen: Tensor, mask: Tensor, *, floor: float = 0.005, least: float = 0.2,
+    still: float = 0.01,
+) -> float | None:
+    """How much brighter ``image`` is than ``seen`` over the whole frame: a fade, an exposure
+    step, where :func:`light_gain` measures it block by block.
+
+    Args:
+        image, seen, mask: as in :func:`light_gain`.
+        floor: as in :func:`light_gain`.
+        least: the smallest share of trusted pixels to measure from; fewer (a cut, a
+            frame the flow cannot follow) give None.
+        still: changes smaller than this are taken as none (1.0), so that a steady shot's
+            noise does not add up frame after frame.
+
+    Returns:
+        The median luma ratio over the trusted pixels, or None.
+    """
+    _check("image", image, 3)
+    _check("seen", seen, 3)
+    _check("mask", mask, 1)
+    trusted = mask[:, 0] > 0.5
+    if float(trusted.float().mean()) < least:
+        return None
+    weights = torch.tensor(_LUMA, device=image.device, dtype=image.dtype).view(1, 3, 1, 1)
+    ratio = ((image * weights).sum(1) + floor) / ((seen * weights).sum(1) + floor)
+    gain = float(ratio[trusted].median())
+    return 1.0 if abs(gain - 1) < still else gain
+
+
 def agreement_mask(image: Tensor, warped: Tensor, *, threshold: float = 0.2) -> Tensor:
     """1 where an input frame agrees with an earlier input frame warped onto it, 0 elsewhere.
 
