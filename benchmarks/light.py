@@ -10,11 +10,13 @@ The lit copy of each clip is the clip multiplied, frame by frame, by a gain: 1 f
 quarter, 0.6 from there on (an exposure step), and from the middle on falling linearly to
 0.06 at the last frame (a fade to black). Each clip is rendered with the library's defaults, once
 holding each painting to its neighbours scaled by how much brighter the input got
-(:func:`vidstyle.warp.light_gain`, ``TemporalPolicy.follow_light``, the default) and once
-without (where the light changed, the colour check rejects the held painting, and those
-pixels are painted afresh). Each row gives the flicker ratio and the 10-frame ratio (``vidstyle
-metrics``, along DIS medium flow or ``--measure-flow``), the style loss ratio, and seconds per
-frame, and the lit clip's flicker ratio over the plain clip's (the goal: at most 1.5).
+(:func:`vidstyle.warp.light_gain`, ``TemporalPolicy.follow_light``) and painting each frame
+at the shot's exposure (``TemporalPolicy.paint_at_exposure``), as the defaults do, and once
+without either (where the light changed, the colour check rejects the held painting, and
+those pixels are painted afresh). Each row gives the flicker ratio and the 10-frame ratio
+(``vidstyle metrics``, along DIS medium flow or ``--measure-flow``), the style loss ratio,
+seconds per frame, and the lit clip's flicker ratio over the plain clip's (the goal: at
+most 1.5).
 
 The lit clip is measured twice. As is, the input's own warping error grows with the change
 of light, so a painting that lags the fade scores steadier, not worse. Corrected for the
@@ -68,11 +70,13 @@ def lit_copy(clip: Path, out: Path) -> tuple[Path, list[float]]:
 
 @contextlib.contextmanager
 def light_policy(follow: bool) -> Iterator[None]:
-    """Renders inside follow changes of light with their held paintings, or do not."""
+    """Renders inside follow changes of light (the held paintings scaled by it, each frame
+    painted at the shot's exposure: the defaults), or do not (the rule before)."""
     original = TemporalPolicy.of
 
     def of(cls: type[TemporalPolicy], cfg: object) -> TemporalPolicy:
-        return dataclasses.replace(original(cfg), follow_light=follow)  # type: ignore[arg-type]
+        return dataclasses.replace(original(cfg), follow_light=follow,  # type: ignore[arg-type]
+                                   paint_at_exposure=follow)
 
     TemporalPolicy.of = classmethod(of)  # type: ignore[method-assign, assignment]
     try:
@@ -101,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tmp)
         for name, clip in _clips(args.clips.split(","), folder, args.frames):
             lit, light = lit_copy(clip, folder / f"{name}.lit.mp4")
-            for label, follow in (("follows the light", True), ("keeps its light", False)):
+            for label, follow in (("follows the light", True), ("repaints", False)):
                 row = []
                 seconds = 0.0
                 for source in (clip, lit):
