@@ -308,6 +308,9 @@ class RenderState:
     notify: Callable[..., None]
     """``notify(index, budget, iteration, loss, finished=False)``: progress of a frame."""
     policy: TemporalPolicy
+    exposures: dict[int, float] = dataclasses.field(default_factory=dict)
+    """Each frame's exposure as the first pass measured it, for the later passes to paint at
+    (frames absent: 1, as after a resume)."""
 
 
 def _stylize_all(state: RenderState, frames: Iterator[Frame], *, overlap: bool = True) -> int:
@@ -404,6 +407,7 @@ def _first_pass_of(
         iterations += stats.iterations
         # The chain continues from the stored 8-bit frame, exactly as a resumed run would.
         history.append((frame, image, level))
+        state.exposures[frame.index] = level
         state.notify(frame.index, budget, stats.iterations, stats.loss, finished=True)
     return iterations
 
@@ -448,6 +452,7 @@ def _later_pass(state: RenderState, pass_: int) -> int:
         image, stats = _stylize_frame(
             state, content, references, budget, base=base, index=stored.index, debug=False,
             on_iteration=functools.partial(state.notify, stored.index, budget),
+            exposure=state.exposures.get(stored.index, 1.0),
         )
         store.add(stored.index, stored.time, image, pass_=pass_)
         iterations += stats.iterations
