@@ -11,10 +11,9 @@ players guess BT.709, which is off by about 20/255 for a BT.601 encode.
 
 Decoding converts here, in floating point by the standards' formulas, from the planes as the
 decoder gives them: 10-bit sources keep their precision into the render, and nothing is
-rounded to 8 bits and then dithered on the way. swscale's conversions were measured and left
-for decoding: its plain one is off by up to 3/255 on a colour chart, and its exact ones
-(accurate rounding with full chroma interpolation, or 16-bit RGB) dither, a noise fixed to the
-screen that moving content crosses, which made renders flicker more along the true motion
+rounded to 8 bits, or dithered, on the way. swscale's conversions were left for decoding:
+its fast one is off by up to 3/255 on a colour chart and raised a test scene's own
+frame-to-frame error along its true motion 1.8x; its exact 8-bit one dithers
 (benchmarks/RESULTS.md). Encoding is swscale's, with accurate rounding, asked for explicitly
 rather than left to PyAV's defaults, which have changed between its releases.
 """
