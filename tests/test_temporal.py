@@ -284,8 +284,15 @@ def test_later_passes_also_look_ten_frames_back_without_long_term() -> None:
 def test_the_exposure_is_carried_along_the_chain() -> None:
     before = torch.rand(1, 3, 16, 24) * 0.5 + 0.4
     ref = _ref(torch.rand(1, 3, 16, 24), source=before)
-    assert exposure(before * 0.5, None, 0.7) == 1.0  # no neighbour: the shot starts
-    assert exposure(before * 0.5, ref, 0.7) == pytest.approx(0.35, abs=0.01)
-    assert exposure(before * 0.5, ref, 0.01) == pytest.approx(1 / 16)  # kept in range
+    light = hold(before * 0.5, [ref], TemporalPolicy()).light
+    assert light == pytest.approx(0.5, abs=0.01)
+    assert exposure(0.7, None) == 1.0  # no neighbour: the shot starts
+    assert exposure(0.7, light) == pytest.approx(0.35, abs=0.01)
+    assert exposure(0.01, light) == pytest.approx(1 / 16)  # kept in range
     cut = _ref(torch.rand(1, 3, 16, 24), source=before, shift=40.0)  # nothing follows
-    assert exposure(before * 0.5, cut, 0.7) == 1.0
+    assert hold(before * 0.5, [cut], TemporalPolicy()).light is None
+    assert exposure(0.7, hold(before * 0.5, [cut], TemporalPolicy()).light) == 1.0
+    # Measured only where the policy paints at the exposure, and only from the earlier side.
+    assert hold(before * 0.5, [ref], TemporalPolicy(paint_at_exposure=False)).light is None
+    later = _ref(torch.rand(1, 3, 16, 24), source=before, side=LATER)
+    assert hold(before * 0.5, [later], TemporalPolicy()).light is None

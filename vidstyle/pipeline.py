@@ -396,12 +396,10 @@ def _first_pass_of(
                 references.append(Reference(painting=out, source=to_tensor(old.pixels, device),
                                             flow=backward, reverse=forward))
         budget = cfg.optim.iterations if references else cfg.optim.first_iterations
-        level = 1.0
-        if state.policy.paint_at_exposure and references:
-            level = exposure(content, references[0], history[-offsets[0]][2])
-        image, stats = _stylize_frame(
+        before = history[-offsets[0]][2] if references else None
+        image, stats, level = _stylize_frame(
             state, content, references, budget, base=None, index=frame.index, debug=True,
-            on_iteration=functools.partial(state.notify, frame.index, budget), exposure=level,
+            on_iteration=functools.partial(state.notify, frame.index, budget), before=before,
         )
         store.add(frame.index, frame.time, image)
         iterations += stats.iterations
@@ -449,10 +447,10 @@ def _later_pass(state: RenderState, pass_: int) -> int:
             references.append(Reference(painting=out, source=to_tensor(image, device),
                                         flow=backward, reverse=forward))
         base = to_tensor(store.load(stored.index), device)
-        image, stats = _stylize_frame(
+        image, stats, _ = _stylize_frame(
             state, content, references, budget, base=base, index=stored.index, debug=False,
             on_iteration=functools.partial(state.notify, stored.index, budget),
-            exposure=state.exposures.get(stored.index, 1.0),
+            level=state.exposures.get(stored.index, 1.0),
         )
         store.add(stored.index, stored.time, image, pass_=pass_)
         iterations += stats.iterations
@@ -471,19 +469,23 @@ def _stylize_frame(
     index: int,
     debug: bool,
     on_iteration: Callable[[int, float], None],
-    exposure: float = 1.0,
-) -> tuple[np.ndarray, FrameStats]:
-    """Optimize one frame held to ``references``; returns it as stored (8-bit RGB) and the
-    optimizer's stats.
+    level: float = 1.0,
+    before: float | None = None,
+) -> tuple[np.ndarray, FrameStats, float]:
+    """Optimize one frame held to ``references``; returns it as stored (8-bit RGB), the
+    optimizer's stats and the exposure it was painted at.
 
     ``base`` is the frame's result from the previous pass (None in the first pass);
     ``index`` the frame's index in the input; ``debug`` whether to write ``--debug-dir``
-    pictures; ``exposure`` the frame's brightness against the shot's start: the optimizer
+    pictures. ``level`` is the frame's exposure against the shot's start: the optimizer
     paints the frame divided by it, and the result is multiplied back
-    (:attr:`TemporalPolicy.paint_at_exposure`).
+    (:attr:`TemporalPolicy.paint_at_exposure`). Given ``before``, the closest earlier
+    neighbour's exposure, the frame's own is measured from it instead (the first pass).
     """
     cfg = state.cfg
     held = hold(content, references, state.policy, base=base)
+    if before is not None:
+        level = exposure(before, held.light)
     if debug and cfg.debug_dir is not None and held.weight is not None and held.target is not None:
         _write_debug(cfg.debug_dir, index, references[0].flow, held.weight, held.target)
     init = held.init
@@ -494,18 +496,18 @@ def _stylize_frame(
         init = torch.rand(content.shape, generator=generator).to(content.device)
     target = held.target
     seen = content
-    if exposure != 1.0:
-        seen, init = (content / exposure).clamp(0, 1), (init / exposure).clamp(0, 1)
-        target = None if target is None else (target / exposure).clamp(0, 1)
+    if level != 1.0:
+        seen, init = (content / level).clamp(0, 1), (init / level).clamp(0, 1)
+        target = None if target is None else (target / level).clamp(0, 1)
     out, stats = state.stylizer.stylize(
         seen, init, iterations=budget, warped=target, mask=held.weight,
         on_iteration=on_iteration,
     )
-    if exposure != 1.0:
-        out = (out * exposure).clamp(0, 1)
+    if level != 1.0:
+        out = (out * level).clamp(0, 1)
     if cfg.style.preserve_colors:
         out = keep_colors(out, content)
-    return to_image(out), stats
+    return to_image(out), stats, level
 
 
 def _write_debug(

@@ -123,37 +123,41 @@ class Hold:
     weight: Tensor | None
     """``(1, 1, H, W)`` in [0, 1], the temporal loss's per-pixel weight; 0 where no reference
     is trusted."""
+    light: float | None = None
+    """How much brighter the input is than its closest earlier neighbour's, over the whole
+    frame (:func:`vidstyle.warp.exposure_change`), measured where
+    ``policy.paint_at_exposure``; None without an earlier neighbour, or where too little of
+    it can be followed (a cut)."""
 
 
-def trust(content: Tensor, ref: Reference, policy: TemporalPolicy) -> tuple[Tensor, Tensor]:
-    """``(warped, mask)``: ``ref``'s painting warped onto the frame ``content`` and where the
-    warp can be trusted, ``(1, 3, H, W)`` and ``(1, 1, H, W)`` in {0, 1}."""
+def trust(content: Tensor, ref: Reference, policy: TemporalPolicy, *,
+          measure: bool = False) -> tuple[Tensor, Tensor, float | None]:
+    """``(warped, mask, light)``: ``ref``'s painting warped onto the frame ``content`` and
+    where the warp can be trusted, ``(1, 3, H, W)`` and ``(1, 1, H, W)`` in {0, 1}; with
+    ``measure``, how much brighter ``content`` is than ``ref``'s input over the whole frame
+    (:func:`vidstyle.warp.exposure_change`, over the pixels the flow checks trust), else
+    None."""
     warped = warp(ref.painting, ref.flow)
     mask = consistency_mask(ref.flow, ref.reverse, boundaries=policy.boundaries)
-    if policy.agreement is None and not policy.follow_light:
-        return warped, mask
+    if policy.agreement is None and not policy.follow_light and not measure:
+        return warped, mask, None
     seen = warp(ref.source, ref.flow)
+    light = exposure_change(content, seen, mask) if measure else None
     if policy.follow_light:
         gain = light_gain(content, seen, mask)
         warped, seen = (warped * gain).clamp(0, 1), (seen * gain).clamp(0, 1)
     if policy.agreement is not None:
         mask = mask * agreement_mask(content, seen, threshold=policy.agreement)
-    return warped, mask
+    return warped, mask, light
 
 
-def exposure(content: Tensor, closest: Reference | None, before: float, *,
-             limit: float = 16.0) -> float:
-    """The frame's exposure against the shot's start: ``before`` (the closest painted
-    neighbour's) times how much brighter the input got since (:func:`exposure_change`), 1.0
-    without a neighbour or where too little of it can be followed (a cut starts anew).
-    Kept within ``[1 / limit, limit]``."""
-    if closest is None:
+def exposure(before: float, light: float | None, *, limit: float = 16.0) -> float:
+    """A frame's exposure against the shot's start: ``before`` (its closest earlier
+    neighbour's) times ``light`` (:attr:`Hold.light`), or 1.0 where that is None (no
+    neighbour, or a cut: the shot starts anew). Kept within ``[1 / limit, limit]``."""
+    if light is None:
         return 1.0
-    mask = consistency_mask(closest.flow, closest.reverse)
-    change = exposure_change(content, warp(closest.source, closest.flow), mask)
-    if change is None:
-        return 1.0
-    return min(max(before * change, 1 / limit), limit)
+    return min(max(before * light, 1 / limit), limit)
 
 
 def hold(
@@ -188,13 +192,17 @@ def hold(
     if not references:
         return Hold(content if base is None else base, None, None)
     sides: list[tuple[Tensor, Tensor]] = []
+    light = None
     for side in (EARLIER, LATER):
         refs = [r for r in references if r.side == side]
         if not refs:
             continue
         warped, masks = [], []
         for ref in refs:
-            image, mask = trust(content, ref, policy)
+            closest = policy.paint_at_exposure and side == EARLIER and ref is refs[0]
+            image, mask, change = trust(content, ref, policy, measure=closest)
+            if closest:
+                light = change
             warped.append(image)
             masks.append(mask if ref.weight == 1.0 else ref.weight * mask)
         sides.append(long_term_target(warped, masks, anchor=policy.anchor))
@@ -207,7 +215,7 @@ def hold(
             weight * target + (1 - weight) * content)
     else:
         init = content
-    return Hold(init, target, weight)
+    return Hold(init, target, weight, light)
 
 
 def combine(terms: Sequence[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:

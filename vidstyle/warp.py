@@ -153,10 +153,7 @@ def light_gain(
     _check("image", image, 3)
     _check("seen", seen, 3)
     _check("mask", mask, 1)
-    weights = torch.tensor(_LUMA, device=image.device, dtype=image.dtype).view(1, 3, 1, 1)
-    ratio = ((image * weights).sum(1, keepdim=True) + floor) / (
-        (seen * weights).sum(1, keepdim=True) + floor)
-    ratio = torch.where(mask > 0.5, ratio, torch.nan)
+    ratio = torch.where(mask > 0.5, _luma_ratio(image, seen, floor), torch.nan)
     b, _, h, w = ratio.shape
     size = max(8, min(h, w) // cells)
     rows, cols = -(-h // size), -(-w // size)
@@ -165,6 +162,13 @@ def light_gain(
     gain = blocks.reshape(b, 1, rows, cols, size * size).nanmedian(-1).values
     gain = torch.nan_to_num(gain, nan=1.0).clamp(1 / limit, limit)
     return F.interpolate(gain, size=(h, w), mode="bilinear", align_corners=False)
+
+
+def _luma_ratio(image: Tensor, seen: Tensor, floor: float) -> Tensor:
+    """``(B, 1, H, W)``: ``image``'s luma over ``seen``'s, each raised by ``floor``."""
+    weights = torch.tensor(_LUMA, device=image.device, dtype=image.dtype).view(1, 3, 1, 1)
+    return ((image * weights).sum(1, keepdim=True) + floor) / (
+        (seen * weights).sum(1, keepdim=True) + floor)
 
 
 def exposure_change(
@@ -191,9 +195,7 @@ def exposure_change(
     trusted = mask[:, 0] > 0.5
     if float(trusted.float().mean()) < least:
         return None
-    weights = torch.tensor(_LUMA, device=image.device, dtype=image.dtype).view(1, 3, 1, 1)
-    ratio = ((image * weights).sum(1) + floor) / ((seen * weights).sum(1) + floor)
-    gain = float(ratio[trusted].median())
+    gain = float(_luma_ratio(image, seen, floor)[:, 0][trusted].median())
     return 1.0 if abs(gain - 1) < still else gain
 
 
