@@ -37,6 +37,7 @@ from vidstyle.cli_parser import (
 )
 from vidstyle.cli_progress import BatchBar, ChunkBar, CountBar, FrameBar, clock, showing
 from vidstyle.config import (
+    FastConfig,
     FlowConfig,
     OptimConfig,
     RenderConfig,
@@ -85,6 +86,7 @@ def config_from_args(args: argparse.Namespace) -> RenderConfig:
         style=StyleConfig(**_values(args, StyleConfig)),
         optim=OptimConfig(**_values(args, OptimConfig)),
         flow=FlowConfig(**_values(args, FlowConfig)),
+        fast=FastConfig(**_values(args, FastConfig)),
         **_values(args, RenderConfig),
     )
 
@@ -100,8 +102,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     _colour_note(cfg.input)
     if args.chunks is not None or args.ray is not None:
+        if cfg.fast.fast:
+            raise UsageError("--fast trains one network over the whole range: use it "
+                             "without --chunks and --ray")
         return _run_chunked(args, cfg)
-    with showing(_frame_bar(args, cfg.input.name, cfg.optim.iterations)) as bar:
+    # A --fast frame is one pass of a network, not --iterations: no estimate from them.
+    iterations = None if cfg.fast.fast else cfg.optim.iterations
+    with showing(_frame_bar(args, cfg.input.name, iterations)) as bar:
         result = render(cfg, progress=bar)
     # Per frame stylized by this run: every pass counts, frames resumed do not.
     work = result.frames * cfg.optim.passes - result.resumed_frames

@@ -16,6 +16,7 @@ from typing import Any
 from vidstyle import __version__
 from vidstyle.config import (
     FLOW_METHODS,
+    FastConfig,
     FlowConfig,
     OptimConfig,
     RenderConfig,
@@ -58,6 +59,7 @@ _GROUPS: tuple[tuple[str, type], ...] = (
     ("style and losses", StyleConfig),
     ("optimizer", OptimConfig),
     ("optical flow", FlowConfig),
+    ("fast mode (experimental)", FastConfig),
 )
 
 

@@ -98,6 +98,8 @@ class _Report:
             self.bar = None
 
 
+_PHASES = {"keyframes": "keyframe", "training": "step"}  # each phase's unit
+
 ESTIMATE_AFTER = 4
 """Iterations of the first frame timed before :class:`FrameBar` says what the render costs."""
 
@@ -121,11 +123,40 @@ class FrameBar(_Report):
         self.iterations = iterations
         self._timed: tuple[int, int, float] | None = None  # (frame, iteration, elapsed)
         self._estimated = iterations is None
+        self._phase: _Report | None = None
 
     def __call__(self, p: Progress) -> None:
+        if p.phase != "frames":
+            self._prepare(p)
+            return
+        if self._phase is not None:
+            self._phase.close()
+            self._phase = None
         if not self._estimated and not p.frame_done:
             self._estimate(p)
-        self.draw(p.frame, f"iter {p.iteration}/{p.iterations}", p.frame, total=p.total)
+        postfix = f"iter {p.iteration}/{p.iterations}" if p.iterations > 1 else ""
+        self.draw(p.frame, postfix, p.frame, total=p.total)
+
+    def _prepare(self, p: Progress) -> None:
+        """``--fast``'s phases before the frames, each on a bar of its own with its ETA: the
+        keyframes optimized, then the network's training steps."""
+        if self._phase is not None and self._phase.unit != _PHASES[p.phase]:
+            self._phase.close()
+            self._phase = None
+        if self._phase is None:
+            self._phase = _Report(f"{self.label} ({p.phase})", self.stream)
+            self._phase.unit = _PHASES[p.phase]
+        if p.phase == "training":
+            self._phase.draw(p.iteration, "", None, total=p.iterations)
+        else:
+            self._phase.draw(p.frame, f"iter {p.iteration}/{p.iterations}", p.frame,
+                             total=p.total)
+
+    def close(self) -> None:
+        if self._phase is not None:
+            self._phase.close()
+            self._phase = None
+        super().close()
 
     def _estimate(self, p: Progress) -> None:
         # Timed from a frame's first report on: the work before it (content features, flows,

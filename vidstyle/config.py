@@ -276,6 +276,60 @@ class FlowConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class FastConfig:
+    """Fast mode (experimental): a small network trained on the video itself, then run once
+    per frame instead of optimizing every frame (:mod:`vidstyle.fast`)."""
+
+    fast: bool = field(
+        default=False,
+        metadata=_opt(
+            "experimental: train a small network on this video with this style (the same "
+            "losses, a few frames optimized as usual to anchor the look), then stylize each "
+            "frame with one pass of it, held to the previous frame where the motion is "
+            "reliable; for long clips, where its training pays for itself (figures: "
+            "benchmarks/RESULTS.md)"
+        ),
+    )
+    fast_steps: int = field(
+        default=500,
+        metadata=_opt("with --fast: training steps of the network (their time does not grow "
+                      "with the clip or the frame size)"),
+    )
+    fast_crop: int = field(
+        default=160,
+        metadata=_opt(
+            "with --fast: side of the square crops of the frames the network trains on, at "
+            "the render's size, so its strokes come out the size the optimizer paints them"
+        ),
+    )
+    fast_keyframes: int = field(
+        default=4,
+        metadata=_opt(
+            "with --fast: frames, evenly spread over the range, optimized as in a normal "
+            "render (--first-iterations each) for the network to learn the look from"
+        ),
+    )
+    fast_hold: float = field(
+        default=0.15,
+        metadata=_opt(
+            "with --fast: how far each frame moves towards the previous stylized frame "
+            "warped along the motion, where the motion is reliable (0: the network's output "
+            "as it is)"
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("fast_steps", "fast_crop", "fast_keyframes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise UsageError(f"{name.replace('_', '-')} must be an integer >= 1, got {value}")
+        if self.fast_crop < 64:
+            raise UsageError(f"fast-crop must be at least 64 pixels, got {self.fast_crop}")
+        if not (math.isfinite(self.fast_hold) and 0 <= self.fast_hold <= 1):
+            raise UsageError(f"fast-hold must be between 0 and 1, got {self.fast_hold}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class RenderConfig:
     """One render: which input, which style(s), which frames, where to, on what device."""
 
@@ -347,6 +401,7 @@ class RenderConfig:
     style: StyleConfig = field(default_factory=StyleConfig, metadata=_opt("", cli=False))
     optim: OptimConfig = field(default_factory=OptimConfig, metadata=_opt("", cli=False))
     flow: FlowConfig = field(default_factory=FlowConfig, metadata=_opt("", cli=False))
+    fast: FastConfig = field(default_factory=FastConfig, metadata=_opt("", cli=False))
 
     def __post_init__(self) -> None:
         if not self.styles:
@@ -371,6 +426,8 @@ class RenderConfig:
                 "--passes needs the temporal loss: it blends each frame with its neighbours "
                 "(set --temporal-weight > 0, or use one pass)"
             )
+        if self.fast.fast and self.optim.passes > 1:
+            raise UsageError("--fast paints each frame once: use it without --passes")
         if self.frames is not None and (self.start is not None or self.end is not None):
             raise UsageError("use either --frames or --start/--end, not both")
         if self.frames is not None:

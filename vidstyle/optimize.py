@@ -74,6 +74,7 @@ class FrameStylizer:
         if min(tiles) < 1:
             raise ValueError(f"need at least one tile each way, got {tiles}")
         self.backbone = backbone
+        self.frame_size = frame_size
         self.tiles = tiles
         self.style_cfg, self.optim_cfg = style, optim
         self.content_layers = backbone.content_layers

@@ -13,8 +13,10 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
+import io
 import json
 import os
+import pickle
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -25,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vidstyle import __version__
+from vidstyle import __version__, fast
 from vidstyle.config import RenderConfig
 from vidstyle.device import plan_tiles, resolve_device
 from vidstyle.errors import DecodeError, InputError, Interrupted, OutputError
@@ -45,7 +47,7 @@ from vidstyle.io.images import load_image, to_image, to_tensor, write_png
 from vidstyle.io.store import FrameStore
 from vidstyle.optimize import FrameStats, FrameStylizer, keep_colors
 from vidstyle.overlap import ahead
-from vidstyle.temporal import Reference, TemporalPolicy, exposure, hold, pass_offsets
+from vidstyle.temporal import Reference, TemporalPolicy, exposure, hold, pass_offsets, trust
 
 # Re-exported: callers of the pipeline ask it which device a render would use.
 __all__ = ["Progress", "RenderResult", "encode_stored", "frame_selection", "render",
@@ -76,6 +78,10 @@ class Progress:
     """``(width, height)`` of the frames being stylized."""
     tiles: tuple[int, int] = (1, 1)
     """``(rows, columns)`` of the tiles each frame is optimized in (:mod:`vidstyle.tiles`)."""
+    phase: str = "frames"
+    """``"frames"``; with ``--fast``, first ``"keyframes"`` (``frame`` of ``total`` keyframes
+    optimized, ``iteration`` within the current one) then ``"training"`` (``iteration`` of
+    ``iterations`` training steps; ``frame`` and ``total`` as for ``"frames"``)."""
 
 
 @dataclass(frozen=True)
@@ -250,8 +256,11 @@ def render(
         end_time=cfg.end,
     )
     try:
+        if cfg.fast.fast:
+            net = _fast_network(state, start, stop, expected, began, progress)
         with contextlib.closing(frames):
-            iterations = _stylize_all(state, frames, overlap=overlap)
+            iterations = (_fast_pass(state, frames, net, overlap=overlap) if cfg.fast.fast
+                          else _stylize_all(state, frames, overlap=overlap))
     except KeyboardInterrupt:
         of = f" of {work}" if work else ""
         passes = f" (over {cfg.optim.passes} passes)" if cfg.optim.passes > 1 else ""
@@ -525,3 +534,144 @@ def _write_debug(
     }
     for name, picture in pictures.items():
         write_png(folder / f"{index:06d}-{name}.png", picture)
+
+
+# Consecutive pairs ``--fast`` trains its temporal loss on, spread over the range, held on
+# the render's device (:class:`vidstyle.fast.Pair`: about 0.5 GB at 1080p).
+FAST_PAIRS = 24
+
+_NETWORK_FILE = "network.pt"
+
+
+def _fast_network(
+    state: RenderState,
+    start: int,
+    stop: int | None,
+    expected: int | None,
+    began: float,
+    progress: Callable[[Progress], None] | None,
+) -> fast.TransformNet:
+    """``--fast``'s network: the one an interrupted run of the same render stored, else one
+    trained now on the range (keyframes optimized as usual, then the network) and stored."""
+    cfg, store, device = state.cfg, state.store, state.device
+    # Drawn from the render's seed, not the process's random state: the same render trains
+    # the same network.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        net = fast.TransformNet().to(device)
+    kept = store.kept_file(_NETWORK_FILE)
+    if kept is not None:
+        try:
+            net.load_state_dict(torch.load(io.BytesIO(kept), map_location=device,
+                                           weights_only=True))
+        except (RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+            raise OutputError(f"the stored network in {store.folder} is unreadable ({exc}); "
+                              "rerun with --overwrite to start over") from None
+        return net.eval()
+    size = state.stylizer.frame_size
+    work = expected
+
+    def report(phase: str, done: int, total: int | None, index: int, its: int, it: int,
+               loss: float) -> None:
+        if progress is not None:
+            progress(Progress(done, total, index, it, its, loss, time.monotonic() - began,
+                              False, 0, (size[1], size[0]), state.stylizer.tiles, phase))
+
+    count = expected
+    if count is None:  # the container does not say: count the frames of the range
+        with contextlib.closing(_range(state, start, stop)) as counted:
+            count = sum(1 for _ in counted)
+    pair_at = set(fast.sample_pairs(count, FAST_PAIRS))
+    key_at = fast.sample_keyframes(count, cfg.fast.fast_keyframes)
+    wanted = pair_at | {i + 1 for i in pair_at} | set(key_at)
+    picked: dict[int, Frame] = {}
+    with contextlib.closing(_range(state, start, stop)) as frames:
+        for position, frame in enumerate(frames):
+            if position in wanted:
+                picked[position] = frame
+    pairs = []
+    for i in sorted(pair_at):
+        if i + 1 not in picked or state.flows is None:
+            continue
+        a, b = picked[i], picked[i + 1]
+        backward, forward = state.flows.pair(a.image, b.image, 1)
+        earlier, later = to_tensor(a.pixels, device), to_tensor(b.pixels, device)
+        # The mask the render itself would hold the later frame with (its painting aside).
+        _, mask, _ = trust(later, Reference(painting=earlier, source=earlier, flow=backward,
+                                            reverse=forward), state.policy)
+        pairs.append(fast.Pair.of(earlier, later, backward, mask))
+    keyframes = []
+    budget = cfg.optim.first_iterations
+    for k, position in enumerate(key_at):
+        if position not in picked:
+            continue
+        frame = picked[position]
+        content = to_tensor(frame.pixels, device)
+        image, _, _ = _stylize_frame(
+            state, content, [], budget, base=None, index=frame.index, debug=False,
+            on_iteration=functools.partial(report, "keyframes", k, len(key_at), frame.index,
+                                           budget),
+        )
+        keyframes.append(fast.Keyframe.of(content, to_tensor(image, device)))
+    picked.clear()
+    steps = cfg.fast.fast_steps
+    done = store.work_done
+    fast.train(
+        net, state.stylizer, pairs, keyframes,
+        fast.Training(steps=steps, crop=cfg.fast.fast_crop, seed=cfg.seed),
+        temporal_weight=cfg.style.temporal_weight,
+        on_step=lambda s: report("training", done, work, -1, s.steps, s.step, s.loss),
+    )
+    buffer = io.BytesIO()
+    torch.save(net.state_dict(), buffer)
+    store.keep_file(_NETWORK_FILE, buffer.getvalue())
+    return net
+
+
+def _range(state: RenderState, start: int, stop: int | None) -> Generator[Frame, None, None]:
+    """The render's range of input frames, decoded anew."""
+    cfg = state.cfg
+    width, height = state.stylizer.frame_size[1], state.stylizer.frame_size[0]
+    return iter_frames(cfg.input, size=(width, height), start_index=start, stop_index=stop,
+                       start_time=cfg.start, end_time=cfg.end)
+
+
+def _fast_pass(state: RenderState, frames: Iterator[Frame], net: fast.TransformNet, *,
+               overlap: bool = True) -> int:
+    """``--fast``: each frame painted by one pass of ``net``, then moved ``--fast-hold`` of
+    the way towards the previous stylized frame warped onto it where the temporal model
+    trusts the warp (:func:`vidstyle.temporal.hold`). Returns 0: no optimizer iterations.
+
+    Only the previous frame holds it, not the ``--long-term`` references: each costs an
+    optical flow per frame, which would cost more than the network itself.
+    """
+    cfg, store, device = state.cfg, state.store, state.device
+    finished = {f.index for f in store.frames}
+    staged = _with_flows(frames, state.flows, (1,), finished)
+    previous: tuple[Frame, np.ndarray | None] | None = None
+    with contextlib.closing(ahead(staged, nice=15) if overlap else staged) as stream:
+        for frame, flows in stream:
+            if frame.index in finished:
+                previous = (frame, None)
+                continue
+            content = to_tensor(frame.pixels, device)
+            raw = fast.stylize(net, content)
+            references = []
+            if state.flows is not None and previous is not None:
+                old, painted = previous
+                if painted is None:
+                    painted = store.load(old.index)
+                backward, forward = flows[0] if flows else state.flows.pair(old.image,
+                                                                           frame.image, 1)
+                references.append(Reference(painting=to_tensor(painted, device),
+                                            source=to_tensor(old.pixels, device),
+                                            flow=backward, reverse=forward))
+            held = hold(content, references, state.policy, base=raw, blend=cfg.fast.fast_hold)
+            out = held.init.clamp(0, 1)
+            if cfg.style.preserve_colors:
+                out = keep_colors(out, content)
+            image = to_image(out)
+            store.add(frame.index, frame.time, image)
+            previous = (frame, image)
+            state.notify(frame.index, 1, 1, 0.0, finished=True)
+    return 0

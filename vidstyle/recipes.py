@@ -13,6 +13,8 @@ A recipe names inputs (files or globs), one or more styles, and settings::
     iterations = 40
     [flow]                                  # FlowConfig fields
     flow = "dis"
+    [fast]                                  # FastConfig fields
+    fast = true
 
 Each key is read the way :func:`vidstyle.options.option_kind` says for its field, as the
 command line reads the matching ``--flag``. Outputs are named ``<input stem>.<recipe
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from vidstyle.config import (
+    FastConfig,
     FlowConfig,
     OptimConfig,
     RenderConfig,
@@ -46,7 +49,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-_SECTIONS: dict[str, type] = {"style": StyleConfig, "optim": OptimConfig, "flow": FlowConfig}
+_SECTIONS: dict[str, type] = {"style": StyleConfig, "optim": OptimConfig, "flow": FlowConfig,
+                               "fast": FastConfig}
 _TOP = ("inputs", "styles", "frames", "start", "end")
 
 

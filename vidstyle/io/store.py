@@ -13,6 +13,7 @@ Layout of ``.<output name>.vidstyle/``::
     000042.png      the stylized frame of input frame 42 (first pass)
     000042.p2.png   the same frame after pass 2 (``--passes``); the latest pass is the result
     in-000042.png   input frame 42 at the working size, kept for later passes
+    network.pt      ``--fast``'s trained network, so a resumed render does not train again
 
 A later pass writes new files rather than replacing the earlier pass's, so a pass cut short
 leaves every frame's inputs to that pass intact, and resuming it gives the same pixels.
@@ -116,11 +117,7 @@ class FrameStore:
         """
         path = self._image_path(index, pass_)
         with disk_errors(self.folder):
-            if not self.exists():
-                self.folder.mkdir(parents=True, exist_ok=True)
-                write_atomic(
-                    self.folder / "run.json", json.dumps({"key": self.key}).encode(), durable=True
-                )
+            self._begin()
             write_png(path, image, durable=True)
             with open(self.folder / "frames.jsonl", "a", encoding="utf-8") as journal:
                 journal.write(_entry(index, time, pass_))
@@ -131,6 +128,30 @@ class FrameStore:
         else:
             self._later.append((pass_, index))
             self._latest[index] = pass_
+
+    def keep_file(self, name: str, data: bytes) -> None:
+        """Keep ``data`` as file ``name`` of the folder, durably: work that is not a frame but
+        is worth not redoing on ``--resume`` (``--fast``'s trained network)."""
+        with disk_errors(self.folder):
+            self._begin()
+            write_atomic(self.folder / name, data, durable=True)
+
+    def kept_file(self, name: str) -> bytes | None:
+        """What :meth:`keep_file` kept as ``name``, or None."""
+        try:
+            return (self.folder / name).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise OutputError(f"stored {name} in {self.folder} is unreadable: {exc}") from None
+
+    def _begin(self) -> None:
+        """Make the folder with its key, if this run has not yet (call within disk_errors)."""
+        if not self.exists():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            write_atomic(
+                self.folder / "run.json", json.dumps({"key": self.key}).encode(), durable=True
+            )
 
     def keep_input(self, index: int, image: np.ndarray) -> None:
         """Keep input frame ``index`` ``(H, W, 3)`` uint8 RGB for later passes (once)."""
