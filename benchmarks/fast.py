@@ -37,11 +37,16 @@ import time
 from pathlib import Path
 
 import cv2
+import torch
 
+from vidstyle.cli import config_from_args
+from vidstyle.cli_parser import build_parser
+from vidstyle.config import RenderConfig
 from vidstyle.flow import make_flow
 from vidstyle.io import VideoWriter, iter_frames, probe
+from vidstyle.io.store import FrameStore
 from vidstyle.metrics import measure
-from vidstyle.pipeline import Progress, render
+from vidstyle.pipeline import Progress, render, run_key
 
 ROOT = Path(__file__).resolve().parents[1]
 STYLE = ROOT / "sample_videos" / "ink.jpg"
@@ -80,39 +85,25 @@ class Clock:
         self.phases[p.phase] = now
         if p.phase == "frames" and self.network is None and self.output is not None:
             # The network is in the work folder from the first frame on, until the end.
-            from vidstyle.io.store import FrameStore
-
             self.network = FrameStore(self.output, key="").kept_file("network.pt")
         if p.frame_done:
             self.frames.append(now)
 
 
+def _config(argv: list[str]) -> RenderConfig:
+    """The config of ``vidstyle run`` with ``argv``."""
+    return config_from_args(build_parser().parse_args(["run", *argv]))
+
+
 def _render(argv: list[str], clock: Clock) -> None:
     """``vidstyle run`` with ``argv``, through the library (so ``clock`` sees the progress)."""
-    from vidstyle.cli import config_from_args
-    from vidstyle.cli_parser import build_parser
-
-    cfg = config_from_args(build_parser().parse_args(["run", *argv]))
-    render(cfg, progress=clock)
-
-
-def _network_of(clock: Clock) -> bytes:
-    """The network the last ``--fast`` render trained (kept from its work folder)."""
-    assert clock.network is not None, "the --fast render kept no network"
-    return clock.network
+    render(_config(argv), progress=clock)
 
 
 def _render_with(network: bytes, argv: list[str]) -> None:
     """``vidstyle run --fast`` with ``argv``, its network given instead of trained: stored
     where an interrupted render of the same settings would have left it, then resumed."""
-    import torch
-
-    from vidstyle.cli import config_from_args
-    from vidstyle.cli_parser import build_parser
-    from vidstyle.io.store import FrameStore
-    from vidstyle.pipeline import run_key
-
-    cfg = config_from_args(build_parser().parse_args(["run", *argv, "--resume"]))
+    cfg = _config([*argv, "--resume"])
     store = FrameStore(cfg.output_path, run_key(cfg, torch.device("cpu")))
     store.start()
     store.keep_file("network.pt", network)
@@ -172,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         fixed = fast_clock.phases["training"]
         fast_later = (fast_total - fixed) / args.frames
         rows.append(("--fast " + args.fast_args).strip())
-        network = _network_of(fast_clock)
+        network = fast_clock.network
+        assert network is not None, "the --fast render kept no network"
         default_clock = Clock()
         _render([*common, "-o", str(folder / "default.mp4"), "--frames",
                  f"0:{args.default_frames}"], default_clock)

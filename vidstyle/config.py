@@ -292,8 +292,8 @@ class FastConfig:
     )
     fast_steps: int = field(
         default=500,
-        metadata=_opt("with --fast: training steps of the network (their time does not grow "
-                      "with the clip or the frame size)"),
+        metadata=_opt("with --fast: training steps of the network (each on crops of "
+                      "--fast-crop, whatever the clip's length and frame size)"),
     )
     fast_crop: int = field(
         default=160,

@@ -9,11 +9,11 @@ optimizer's own losses:
 * content and Gram style on the same backbone and style targets as the optimizer
   (:class:`vidstyle.optimize.FrameStylizer`), plus total variation;
 * the temporal loss between consecutive frames along the render's own flow and consistency
-  mask, as ReCoNet and Huang et al. train: a network that paints a surface the same way in
-  two frames flickers less before any hold;
+  mask, as ReCoNet and Huang et al. train, for a network that paints a surface the same
+  way in consecutive frames;
 * an anchor to a few keyframes optimized by the normal pipeline, so ``--fast`` and the
-  default look alike: with only a few hundred steps the perceptual losses alone leave the
-  network far from the optimizer's look, and the keyframes say exactly what that look is.
+  default look alike: the keyframes say exactly what the optimizer's look is (a stronger
+  anchor came closer to it, :attr:`Training.anchor_weight`).
 
 It trains on square crops at the render's size, not on frames scaled down: a convolutional
 network paints strokes of a fixed size in pixels, so crops at full size give strokes the size
@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vidstyle.losses import content_loss, style_loss, temporal_loss, tv_loss
+from vidstyle.losses import temporal_loss
 from vidstyle.optimize import FrameStylizer
 from vidstyle.warp import warp
 
@@ -67,8 +67,8 @@ class TransformNet(nn.Module):
 
     Input and output ``(B, 3, H, W)`` in [0, 1], any ``H`` and ``W`` (padded by reflection to
     a multiple of 4 inside); a sigmoid gives the output. Not the input plus a learned change:
-    started from the identity, a few hundred steps left the input's colours in place (style
-    loss ratio 0.28 against 0.04 without the skip, benchmarks/RESULTS.md).
+    started from the identity, the network kept the input's colours (style loss ratio 0.28
+    against 0.19 after 150 steps on the bundled clip, benchmarks/RESULTS.md).
     """
 
     def __init__(self, width: int = 16, blocks: int = 5) -> None:
@@ -219,7 +219,6 @@ def train(
     """
     if not pairs and not keyframes:
         raise ValueError("training needs at least one pair of frames or one keyframe")
-    cfg = stylizer.style_cfg
     generator = torch.Generator().manual_seed(training.seed)
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=training.lr)
@@ -251,12 +250,9 @@ def train(
         out = net(x)
         with torch.no_grad():
             wanted = stylizer.features(x, stylizer.content_layers)
-        feats = stylizer.features(out, stylizer.taps)
-        loss = cfg.style_weight * style_loss(feats, stylizer.targets)
-        for layer in stylizer.content_layers:
-            loss = loss + cfg.content_weight * content_loss(feats[layer], wanted[layer])
-        if cfg.tv_weight:
-            loss = loss + cfg.tv_weight * tv_loss(out)
+        # The optimizer's own content, style and smoothness terms; the temporal one is
+        # between the crops of each pair, below.
+        loss = stylizer.loss(out, wanted, None, None)
         flat = out.split(1)
         if temporal_weight and flows:
             for i, (flow, mask) in enumerate(zip(flows, masks)):

@@ -111,7 +111,8 @@ class FrameStylizer:
         warped: Tensor | None,
         mask: Tensor | None,
     ) -> Tensor:
-        """The total weighted loss of pixels ``x`` ``(1, 3, H, W)``."""
+        """The total weighted loss of pixels ``x`` ``(B, 3, H, W)`` (a frame, or a batch of
+        crops the fast mode's network painted), each term a mean over the batch."""
         cfg = self.style_cfg
         feats = self.features(x, self.taps)
         total = cfg.style_weight * style_loss(feats, self.targets)

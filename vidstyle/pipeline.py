@@ -247,14 +247,7 @@ def render(
 
     state = RenderState(cfg=cfg, store=store, stylizer=stylizer, flows=flows, device=device,
                         notify=notify, policy=TemporalPolicy.of(cfg))
-    frames = iter_frames(
-        cfg.input,
-        size=(width, height),
-        start_index=start,
-        stop_index=stop,
-        start_time=cfg.start,
-        end_time=cfg.end,
-    )
+    frames = _range(state, start, stop)
     try:
         if cfg.fast.fast:
             net = _fast_network(state, start, stop, expected, began, progress)
@@ -569,7 +562,6 @@ def _fast_network(
                               "rerun with --overwrite to start over") from None
         return net.eval()
     size = state.stylizer.frame_size
-    work = expected
 
     def report(phase: str, done: int, total: int | None, index: int, its: int, it: int,
                loss: float) -> None:
@@ -620,7 +612,7 @@ def _fast_network(
         net, state.stylizer, pairs, keyframes,
         fast.Training(steps=steps, crop=cfg.fast.fast_crop, seed=cfg.seed),
         temporal_weight=cfg.style.temporal_weight,
-        on_step=lambda s: report("training", done, work, -1, s.steps, s.step, s.loss),
+        on_step=lambda s: report("training", done, expected, -1, s.steps, s.step, s.loss),
     )
     buffer = io.BytesIO()
     torch.save(net.state_dict(), buffer)
@@ -648,30 +640,33 @@ def _fast_pass(state: RenderState, frames: Iterator[Frame], net: fast.TransformN
     cfg, store, device = state.cfg, state.store, state.device
     finished = {f.index for f in store.frames}
     staged = _with_flows(frames, state.flows, (1,), finished)
-    previous: tuple[Frame, np.ndarray | None] | None = None
+    # (frame, its stylized frame as stored or None until needed, its input as a tensor or
+    # None): the previous frame, which holds this one.
+    previous: tuple[Frame, np.ndarray | None, Tensor | None] | None = None
     with contextlib.closing(ahead(staged, nice=15) if overlap else staged) as stream:
         for frame, flows in stream:
             if frame.index in finished:
-                previous = (frame, None)
+                previous = (frame, None, None)
                 continue
             content = to_tensor(frame.pixels, device)
             raw = fast.stylize(net, content)
             references = []
             if state.flows is not None and previous is not None:
-                old, painted = previous
+                old, painted, source = previous
                 if painted is None:
                     painted = store.load(old.index)
+                if source is None:
+                    source = to_tensor(old.pixels, device)
                 backward, forward = flows[0] if flows else state.flows.pair(old.image,
                                                                            frame.image, 1)
                 references.append(Reference(painting=to_tensor(painted, device),
-                                            source=to_tensor(old.pixels, device),
-                                            flow=backward, reverse=forward))
+                                            source=source, flow=backward, reverse=forward))
             held = hold(content, references, state.policy, base=raw, blend=cfg.fast.fast_hold)
             out = held.init.clamp(0, 1)
             if cfg.style.preserve_colors:
                 out = keep_colors(out, content)
             image = to_image(out)
             store.add(frame.index, frame.time, image)
-            previous = (frame, image)
+            previous = (frame, image, content)
             state.notify(frame.index, 1, 1, 0.0, finished=True)
     return 0
