@@ -22,9 +22,11 @@ stylized).
 from the ``--fast`` render, not trained again) at each other ``--fast-hold``, and measures
 them the same way.
 
-The crossover is the clip length below which ``--fast`` does not pay: its fixed cost
-(keyframes and training, start-up included) over the difference of the two renders' times
-per later frame.
+The crossover is the clip length below which ``--fast`` does not pay: the length ``N`` at
+which the two renders take as long, ``--fast`` its fixed cost (start-up, keyframes and
+training) plus ``N`` frames at its time per frame, the default its first frame (start-up
+included) plus ``N - 1`` frames at its time per later frame. Both totals end with the last
+frame stored; the encode, the same for both, is left out.
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ import time
 from pathlib import Path
 
 import cv2
-import torch
 
 from vidstyle.cli import config_from_args
 from vidstyle.cli_parser import build_parser
@@ -46,7 +47,7 @@ from vidstyle.flow import make_flow
 from vidstyle.io import VideoWriter, iter_frames, probe
 from vidstyle.io.store import FrameStore
 from vidstyle.metrics import measure
-from vidstyle.pipeline import Progress, render, run_key
+from vidstyle.pipeline import Progress, render, resolve_device, run_key
 
 ROOT = Path(__file__).resolve().parents[1]
 STYLE = ROOT / "sample_videos" / "ink.jpg"
@@ -104,7 +105,7 @@ def _render_with(network: bytes, argv: list[str]) -> None:
     """``vidstyle run --fast`` with ``argv``, its network given instead of trained: stored
     where an interrupted render of the same settings would have left it, then resumed."""
     cfg = _config([*argv, "--resume"])
-    store = FrameStore(cfg.output_path, run_key(cfg, torch.device("cpu")))
+    store = FrameStore(cfg.output_path, run_key(cfg, resolve_device(cfg.device)))
     store.start()
     store.keep_file("network.pt", network)
     render(cfg)
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                  *shlex.split(args.fast_args)], fast_clock)
         fast_total = fast_clock.frames[-1]
         fixed = fast_clock.phases["training"]
-        fast_later = (fast_total - fixed) / args.frames
+        fast_later = (fast_total - fixed) / len(fast_clock.frames)
         rows.append(("--fast " + args.fast_args).strip())
         network = fast_clock.network
         assert network is not None, "the --fast render kept no network"
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         _render([*common, "-o", str(folder / "default.mp4"), "--frames",
                  f"0:{args.default_frames}"], default_clock)
         first = default_clock.frames[0]
-        default_later = (default_clock.frames[-1] - first) / (args.default_frames - 1)
+        default_later = (default_clock.frames[-1] - first) / (len(default_clock.frames) - 1)
         default_total = first + default_later * (args.frames - 1)
         n = args.default_frames
         fast_m = _metrics(clip, folder / "fast.mp4", n, args.style)
@@ -180,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
             _render_with(network, [*common, "-o", str(out), "--fast", *shlex.split(args.fast_args),
                                    "--fast-hold", str(hold), "--frames", f"0:{n}"])
             holds.append((hold, _metrics(clip, out, n, args.style)))
-        crossover = (fixed / (default_later - fast_later) if default_later > fast_later
-                     else float("inf"))
+        crossover = ((fixed - first + default_later) / (default_later - fast_later)
+                     if default_later > fast_later else float("inf"))
     print(f"\n{args.frames} frames of {clip.name} at {args.size} px wide, style "
           f"{args.style.name}; metrics over the first {n} frames, along DeepFlow")
     print("| render | total s | s/later frame | flicker | 10-frame | style loss ratio |")

@@ -71,10 +71,13 @@ def fast_sheet(folder: Path) -> Path:
     for name, label in (("long.mp4", "input"), ("default.mp4", "default"), ("fast.mp4", "--fast")):
         frames = iter_frames(folder / name, stop_index=max(FAST_SHOW) + 1)
         images = {f.index: f.image for f in frames if f.index in FAST_SHOW}
+        if len(images) < len(FAST_SHOW):
+            raise SystemExit(f"{folder / name} has fewer than {max(FAST_SHOW) + 1} frames: "
+                             "run benchmarks/fast.py with --default-frames 40 or more")
         rows.append([_label(images[i], f"{label} {i}") for i in FAST_SHOW])
-    h, w = rows[0][0].shape[:2]
+    h, w = rows[1][0].shape[:2]
     rows = [[cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA) for image in row]
-            for row in rows]  # the source at the render's size, should it differ by a pixel
+            for row in rows]  # all at the default render's size, should the source differ
     sheet = np.concatenate([np.concatenate(r, axis=1) for r in rows], axis=0)
     target = ROOT / "docs" / "fast.jpg"
     # JPEG at high quality: strokes stay visible at a fifth of the PNG's size.

@@ -82,6 +82,18 @@ def test_an_interrupted_chunked_render_is_not_discarded(tiny_clip: Path, styles:
         render_chunked(cfg, chunks=2)
 
 
+def test_a_chunked_render_refuses_fast(tiny_clip: Path, styles: list[Path],
+                                      tmp_path: Path) -> None:
+    from vidstyle.config import FastConfig, RenderConfig
+    from vidstyle.errors import UsageError
+
+    cfg = RenderConfig(input=tiny_clip, styles=(styles[0],), output=tmp_path / "o.mp4",
+                       fast=FastConfig(fast=True))
+    with pytest.raises(UsageError, match="--fast"):
+        render_chunked(cfg, chunks=2)
+    assert not list(tmp_path.iterdir())
+
+
 # -- real renders on the local Ray instance --------------------------------------------------
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import vidstyle.pipeline as pipeline
 from vidstyle import fast
 from vidstyle.config import FastConfig, OptimConfig, RenderConfig, StyleConfig
 from vidstyle.errors import Interrupted, UsageError
@@ -65,6 +66,20 @@ def test_a_crop_does_not_trust_flow_that_leaves_it() -> None:
     assert torch.all(mask[..., :, :-3] == 1)
 
 
+def test_the_pair_loss_follows_the_motion() -> None:
+    torch.manual_seed(0)
+    earlier = torch.rand(1, 3, 16, 20)
+    later = torch.roll(earlier, shifts=2, dims=-1)  # the scene moved 2 px right
+    mask = torch.ones(1, 1, 16, 20)
+    mask[..., :2] = 0  # what came in at the left edge
+    back = torch.zeros(1, 2, 16, 20)
+    back[:, 0] = -2  # later(p) = earlier(p - 2): the backward flow points left
+    assert float(fast.pair_loss(earlier, later, back, mask)) < 1e-10
+    assert float(fast.pair_loss(earlier, later, -back, mask)) > 0.05  # the wrong direction
+    assert float(fast.pair_loss(later, earlier, back, mask)) > 0.05  # the frames swapped
+    assert float(fast.pair_loss(earlier, later, torch.zeros_like(back), mask)) > 0.05
+
+
 def test_training_lowers_the_loss_and_learns_the_keyframes(lite0: Backbone,
                                                            styles: list[Path]) -> None:
     stylizer = FrameStylizer(lite0, [load_image(styles[0])], style=StyleConfig(),
@@ -117,14 +132,15 @@ def test_fast_render_paints_every_frame_once(tiny_clip: Path, styles: list[Path]
     out = tmp_path / "fast.mp4"
     reports: list[Progress] = []
     result = render(_config(tiny_clip, styles[0], out), progress=reports.append)
-    assert result.frames == 12 and result.iterations == 0
+    assert result.frames == 12
     frames = [f.image for f in iter_frames(out)]
     assert len(frames) == 12 and frames[0].shape == (64, 96, 3)
     sources = [f.image for f in iter_frames(tiny_clip)]
     assert np.abs(frames[5].astype(int) - sources[5]).mean() > 1  # painted, not copied
     phases = [p.phase for p in reports]
     # Keyframes, then training, then the frames, each phase once and in that order.
-    assert list(dict.fromkeys(phases)) == ["keyframes", "training", "frames"]
+    runs = [a for a, b in zip(phases, [None, *phases]) if a != b]
+    assert runs == ["keyframes", "training", "frames"]
     training = [p for p in reports if p.phase == "training"]
     assert [p.iteration for p in training] == list(range(1, QUICK.fast_steps + 1))
     assert all(p.iterations == QUICK.fast_steps for p in training)
@@ -166,3 +182,36 @@ def test_a_resumed_fast_render_does_not_train_again(tiny_clip: Path, styles: lis
     assert result.resumed_frames == 4
     assert {p.phase for p in reports} == {"frames"}  # no keyframes, no training
     assert np.array_equal(kept_frames(out), kept_frames(whole))
+
+
+def test_an_interrupted_training_says_it_starts_again(tiny_clip: Path, styles: list[Path],
+                                                     tmp_path: Path) -> None:
+    out = tmp_path / "o.mp4"
+
+    def stop_in_training(p: Progress) -> None:
+        if p.phase == "training" and p.iteration == 3:
+            raise KeyboardInterrupt
+
+    cfg = _config(tiny_clip, styles[0], out)
+    with pytest.raises(Interrupted, match="starts it again") as info:
+        render(cfg, progress=stop_in_training)
+    assert "--resume" not in str(info.value)
+    reports: list[Progress] = []
+    render(_config(tiny_clip, styles[0], out, resume=True), progress=reports.append)
+    assert "training" in {p.phase for p in reports} and out.exists()
+
+
+def test_a_network_of_other_training_settings_is_not_resumed(
+    monkeypatch: pytest.MonkeyPatch, tiny_clip: Path, styles: list[Path], tmp_path: Path
+) -> None:
+    cpu = torch.device("cpu")
+    cfg = _config(tiny_clip, styles[0], tmp_path / "o.mp4")
+    plain = dataclasses.replace(cfg, fast=FastConfig())
+    keys = run_key(cfg, cpu), run_key(plain, cpu)
+    monkeypatch.setattr(fast, "WIDTH", fast.WIDTH * 2)
+    assert run_key(cfg, cpu) != keys[0]
+    assert run_key(plain, cpu) == keys[1]  # a render without --fast keeps no network
+    monkeypatch.undo()
+    assert run_key(cfg, cpu) == keys[0]
+    monkeypatch.setattr(pipeline, "FAST_PAIRS", pipeline.FAST_PAIRS + 1)
+    assert run_key(cfg, cpu) != keys[0]

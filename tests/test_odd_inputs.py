@@ -28,7 +28,7 @@ from PIL import Image
 import vidstyle.device as device_policy
 import vidstyle.pipeline as pipeline
 from vidstyle.cli import main
-from vidstyle.config import OptimConfig, RenderConfig, StyleConfig
+from vidstyle.config import FastConfig, OptimConfig, RenderConfig, StyleConfig
 from vidstyle.errors import DecodeError, DeviceError, Interrupted, OutputError
 from vidstyle.io import VideoWriter, iter_frames, probe, working_size
 from vidstyle.io.images import load_image
@@ -394,6 +394,25 @@ def test_corrupt_mid_stream(tmp_path: Path, styles: list[Path]) -> None:
     assert not work_folder(out).exists()
     assert sorted(os.listdir(tmp_path)) == ["broken.avi", "out.mp4"]
     assert fingerprint(clip, styles[0]) == inputs
+
+
+def test_fast_with_keep_partial_trains_on_the_frames_before_the_damage(
+    tmp_path: Path, styles: list[Path]
+) -> None:
+    clip = damaged_clip(tmp_path / "broken.avi", damaged=5)
+    if not decode_fails(clip):
+        pytest.skip("this FFmpeg conceals the damaged frame; the DecodeError path is untested")
+    out = tmp_path / "out.mp4"
+    quick = FastConfig(fast=True, fast_steps=2, fast_crop=64, fast_keyframes=2)
+    with pytest.raises(DecodeError, match=r"after frame 4\b.*kept the 5 frames"):
+        pipeline.render(config(clip, styles[0], out, fast=quick, keep_partial=True))
+    assert len(decoded(out)) == 5
+    assert not work_folder(out).exists()
+    plain = tmp_path / "plain.mp4"
+    with pytest.raises(DecodeError, match=r"after frame 4\b") as info:
+        pipeline.render(config(clip, styles[0], plain, fast=quick))
+    assert "kept" not in str(info.value) and not plain.exists()
+    assert not work_folder(plain).exists()
 
 
 # -- output and memory failures ----------------------------------------------------------------

@@ -269,7 +269,8 @@ def render_chunked(
     without ``cfg.resume`` starts over.
 
     Raises:
-        UsageError: ``chunks`` < 1, ``preroll`` or ``seam_window`` < 0, or ``keep_partial``.
+        UsageError: ``chunks`` < 1, ``preroll`` or ``seam_window`` < 0, ``keep_partial``, or
+            ``fast``.
         MissingExtraError, ClusterError: no Ray, or no cluster at ``address``.
         InputError, DecodeError, OutputError, WeightsError, DeviceError: as in
             :func:`~vidstyle.pipeline.render`, also when a worker cannot see a file.
@@ -285,6 +286,10 @@ def render_chunked(
         )
     if cfg.keep_partial:
         raise UsageError("--keep-partial does not apply to a chunked render")
+    if cfg.fast.fast:
+        # One network per chunk would paint each chunk its own way.
+        raise UsageError("--fast trains one network over the whole range: use it without "
+                         "--chunks and --ray")
     began = time.monotonic()
     cfg = absolute_paths(cfg)
     output = cfg.output_path

@@ -61,17 +61,23 @@ def _up(c_in: int, c_out: int) -> nn.Module:
                          nn.InstanceNorm2d(c_out, affine=True), nn.ReLU())
 
 
+WIDTH = 16
+"""Channels of :class:`TransformNet`'s first layer by default (Johnson et al.: 32)."""
+BLOCKS = 5
+"""Residual blocks of :class:`TransformNet` by default."""
+
+
 class TransformNet(nn.Module):
     """Johnson et al.'s image transformation network, narrower: two stride-2 convolutions
     down, ``blocks`` residual blocks, two upsamplings back, instance normalisation.
 
-    Input and output ``(B, 3, H, W)`` in [0, 1], any ``H`` and ``W`` (padded by reflection to
-    a multiple of 4 inside); a sigmoid gives the output. Not the input plus a learned change:
-    started from the identity, the network kept the input's colours (style loss ratio 0.28
-    against 0.19 after 150 steps on the bundled clip, benchmarks/RESULTS.md).
+    Input and output ``(B, 3, H, W)`` in [0, 1], any ``H`` and ``W`` (padded to a multiple
+    of 4 inside by repeating the edge); a sigmoid gives the output. Not the input plus a
+    learned change: started from the identity, the network kept the input's colours (style
+    loss ratio 0.28 against 0.19 after 150 steps on the bundled clip, benchmarks/RESULTS.md).
     """
 
-    def __init__(self, width: int = 16, blocks: int = 5) -> None:
+    def __init__(self, width: int = WIDTH, blocks: int = BLOCKS) -> None:
         super().__init__()
         self.width, self.blocks = width, blocks
         w = width
@@ -98,7 +104,7 @@ class TransformNet(nn.Module):
 @dataclass(frozen=True)
 class Pair:
     """Two consecutive input frames for the temporal loss, at the render's size, kept compact
-    (8-bit frames and mask, 16-bit flow: a quarter of float32 at 1080p); :meth:`crop` gives
+    (8-bit frames and mask, 16-bit flow: under a third of float32); :meth:`crop` gives
     a piece of them back in float32.
 
     ``flow`` is the backward flow from ``later`` to ``earlier`` (it warps ``earlier`` onto
@@ -198,6 +204,17 @@ def _inside(flow: Tensor) -> Tensor:
     return ok.unsqueeze(1).to(flow.dtype)
 
 
+def pair_loss(earlier: Tensor, later: Tensor, flow: Tensor, mask: Tensor) -> Tensor:
+    """The temporal loss between the network's outputs for two consecutive frames: ``earlier``
+    warped onto ``later`` along ``flow`` (the backward flow, from ``later`` to ``earlier``),
+    compared where ``mask`` trusts it (:func:`vidstyle.losses.temporal_loss`).
+
+    Shapes: ``earlier``, ``later`` ``(1, 3, H, W)``; ``flow`` ``(1, 2, H, W)`` in pixels;
+    ``mask`` ``(1, 1, H, W)``.
+    """
+    return temporal_loss(later, warp(earlier, flow), mask)
+
+
 def train(
     net: TransformNet,
     stylizer: FrameStylizer,
@@ -257,9 +274,8 @@ def train(
         flat = out.split(1)
         if temporal_weight and flows:
             for i, (flow, mask) in enumerate(zip(flows, masks)):
-                earlier, later = flat[2 * i], flat[2 * i + 1]
-                loss = loss + temporal_weight * temporal_loss(
-                    later, warp(earlier, flow), mask) / len(flows)
+                loss = loss + temporal_weight * pair_loss(
+                    flat[2 * i], flat[2 * i + 1], flow, mask) / len(flows)
         for out, target in zip(flat[2 * len(flows):], targets):
             loss = loss + training.anchor_weight * F.mse_loss(out, target) / len(targets)
         opt.zero_grad(set_to_none=True)

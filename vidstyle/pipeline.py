@@ -134,6 +134,14 @@ def run_key(cfg: RenderConfig, device: torch.device) -> str:
         settings.pop(name)
     if cfg.style.weights is not None:
         settings["style"]["weights"] = str(cfg.style.weights.resolve())
+    if cfg.fast.fast:
+        # The trained network is kept for a resume: one trained by other training settings
+        # (the loss weights, the samples, the network's shape) must not be reused.
+        settings["fast"]["training"] = {
+            **dataclasses.asdict(fast.Training(steps=cfg.fast.fast_steps,
+                                               crop=cfg.fast.fast_crop)),
+            "pairs": FAST_PAIRS, "width": fast.WIDTH, "blocks": fast.BLOCKS,
+        }
     digest = hashlib.sha256()
     for path in (cfg.input, *cfg.styles):
         stat = path.stat()
@@ -255,6 +263,11 @@ def render(
             iterations = (_fast_pass(state, frames, net, overlap=overlap) if cfg.fast.fast
                           else _stylize_all(state, frames, overlap=overlap))
     except KeyboardInterrupt:
+        if cfg.fast.fast and store.kept_file(_NETWORK_FILE) is None:
+            raise Interrupted(
+                "interrupted while preparing the --fast network; nothing of it is kept until "
+                "its training ends, so the same command starts it again"
+            ) from None
         of = f" of {work}" if work else ""
         passes = f" (over {cfg.optim.passes} passes)" if cfg.optim.passes > 1 else ""
         raise Interrupted(
@@ -569,18 +582,19 @@ def _fast_network(
             progress(Progress(done, total, index, it, its, loss, time.monotonic() - began,
                               False, 0, (size[1], size[0]), state.stylizer.tiles, phase))
 
+    damage: list[DecodeError] = []
     count = expected
     if count is None:  # the container does not say: count the frames of the range
-        with contextlib.closing(_range(state, start, stop)) as counted:
-            count = sum(1 for _ in counted)
+        count = sum(1 for _ in _until_damage(_range(state, start, stop), cfg.keep_partial,
+                                             damage))
     pair_at = set(fast.sample_pairs(count, FAST_PAIRS))
     key_at = fast.sample_keyframes(count, cfg.fast.fast_keyframes)
     wanted = pair_at | {i + 1 for i in pair_at} | set(key_at)
     picked: dict[int, Frame] = {}
-    with contextlib.closing(_range(state, start, stop)) as frames:
-        for position, frame in enumerate(frames):
-            if position in wanted:
-                picked[position] = frame
+    for position, frame in enumerate(_until_damage(_range(state, start, stop),
+                                                   cfg.keep_partial, damage)):
+        if position in wanted:
+            picked[position] = frame
     pairs = []
     for i in sorted(pair_at):
         if i + 1 not in picked or state.flows is None:
@@ -606,6 +620,8 @@ def _fast_network(
         )
         keyframes.append(fast.Keyframe.of(content, to_tensor(image, device)))
     picked.clear()
+    if damage and not pairs and not keyframes:
+        raise damage[0]  # damaged before the first sample: nothing to train on
     steps = cfg.fast.fast_steps
     done = store.work_done
     fast.train(
@@ -618,6 +634,21 @@ def _fast_network(
     torch.save(net.state_dict(), buffer)
     store.keep_file(_NETWORK_FILE, buffer.getvalue())
     return net
+
+
+def _until_damage(frames: Generator[Frame, None, None], keep_partial: bool,
+                  damage: list[DecodeError]) -> Generator[Frame, None, None]:
+    """``frames``, closed at the end; with ``keep_partial`` a :class:`DecodeError` ends them
+    and is appended to ``damage`` instead of propagating: ``--fast`` trains on the frames
+    before the damage, and its pass over the range stops at the same place and keeps the
+    frames before it, as a normal render does."""
+    with contextlib.closing(frames):
+        try:
+            yield from frames
+        except DecodeError as exc:
+            if not keep_partial:
+                raise
+            damage.append(exc)
 
 
 def _range(state: RenderState, start: int, stop: int | None) -> Generator[Frame, None, None]:
@@ -639,7 +670,9 @@ def _fast_pass(state: RenderState, frames: Iterator[Frame], net: fast.TransformN
     """
     cfg, store, device = state.cfg, state.store, state.device
     finished = {f.index for f in store.frames}
-    staged = _with_flows(frames, state.flows, (1,), finished)
+    # Without a hold the previous frame is not used: no flow for it.
+    flow_of = state.flows if cfg.fast.fast_hold > 0 else None
+    staged = _with_flows(frames, flow_of, (1,), finished)
     # (frame, its stylized frame as stored or None until needed, its input as a tensor or
     # None): the previous frame, which holds this one.
     previous: tuple[Frame, np.ndarray | None, Tensor | None] | None = None
@@ -651,14 +684,14 @@ def _fast_pass(state: RenderState, frames: Iterator[Frame], net: fast.TransformN
             content = to_tensor(frame.pixels, device)
             raw = fast.stylize(net, content)
             references = []
-            if state.flows is not None and previous is not None:
+            if flow_of is not None and previous is not None:
                 old, painted, source = previous
                 if painted is None:
                     painted = store.load(old.index)
                 if source is None:
                     source = to_tensor(old.pixels, device)
-                backward, forward = flows[0] if flows else state.flows.pair(old.image,
-                                                                           frame.image, 1)
+                backward, forward = flows[0] if flows else flow_of.pair(old.image,
+                                                                       frame.image, 1)
                 references.append(Reference(painting=to_tensor(painted, device),
                                             source=source, flow=backward, reverse=forward))
             held = hold(content, references, state.policy, base=raw, blend=cfg.fast.fast_hold)
