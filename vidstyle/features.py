@@ -66,6 +66,7 @@ class EfficientNetLite0(Backbone):
         self.stages = cast(nn.Sequential, model.blocks)  # the head and classifier are never used
         self.register_buffer("mean", torch.full((1, 3, 1, 1), 0.5), persistent=False)
         self.freeze()
+        fold_batchnorms(self)
 
     def forward(self, x: Tensor, taps: Sequence[str]) -> dict[str, Tensor]:
         self.check_taps(taps)
@@ -79,6 +80,45 @@ class EfficientNetLite0(Backbone):
             if name in taps:
                 out[name] = x
         return out
+
+
+# (convolution, the batch norm after it) in timm's EfficientNet blocks, in order.
+_BLOCK_PAIRS = {
+    "DepthwiseSeparableConv": (("conv_dw", "bn1"), ("conv_pw", "bn2")),
+    "InvertedResidual": (("conv_pw", "bn1"), ("conv_dw", "bn2"), ("conv_pwl", "bn3")),
+}
+
+
+def fold_batchnorms(net: EfficientNetLite0) -> int:
+    """Fold each frozen batch norm of ``net`` into the convolution before it, in place; returns
+    how many were folded.
+
+    A frozen batch norm is a per-channel scale and shift, so the convolution's weights and
+    bias can absorb it exactly (to float rounding): the features are the same, and each
+    iteration skips a pass over every activation forward and backward (measured gain:
+    benchmarks/RESULTS.md). Its activation stays in its place. Only the pairs of timm's
+    blocks named in ``_BLOCK_PAIRS`` are folded; any other layout is left as it is.
+    """
+    if net.training:
+        raise ValueError("fold_batchnorms needs a frozen (eval mode) network")
+    folded = 0
+
+    def fold(owner: nn.Module, conv: str, bn: str) -> None:
+        nonlocal folded
+        norm = getattr(owner, bn)
+        if not isinstance(norm, nn.BatchNorm2d):
+            return
+        fused = nn.utils.fusion.fuse_conv_bn_eval(getattr(owner, conv), norm)
+        setattr(owner, conv, fused.requires_grad_(False))
+        # timm's BatchNormAct2d carries its activation (and a dropout, none in eval).
+        setattr(owner, bn, getattr(norm, "act", nn.Identity()))
+        folded += 1
+
+    fold(net.stem, "0", "1")
+    for block in net.stages.modules():
+        for conv, bn in _BLOCK_PAIRS.get(type(block).__name__, ()):
+            fold(block, conv, bn)
+    return folded
 
 
 def _lite0_file(module: ModuleType) -> str:
