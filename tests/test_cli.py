@@ -184,6 +184,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         (["--chunks", "2"], "add --ray"),
         (["--chunks", "0", "--ray"], "--chunks must be >= 1, got 0"),
         (["--ray", "--keep-partial"], "--keep-partial does not apply to a chunked render"),
+        (["--ray", "--fast"], "--fast trains one network over the whole range"),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else "",
 )

@@ -102,9 +102,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     _colour_note(cfg.input)
     if args.chunks is not None or args.ray is not None:
-        if cfg.fast.fast:
-            raise UsageError("--fast trains one network over the whole range: use it "
-                             "without --chunks and --ray")
         return _run_chunked(args, cfg)
     # A --fast frame is one pass of a network, not --iterations: no estimate from them.
     iterations = None if cfg.fast.fast else cfg.optim.iterations
