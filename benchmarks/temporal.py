@@ -95,12 +95,15 @@ MODES = {
     "default": {},
     "short-term": {"style": {"long_term": (1,)}},
     "multi-pass": {"optim": {"passes": 2}},
-    # The defaults before they were tuned along the true motion (benchmarks/truth.py): DIS's
-    # medium preset, the previous frame only, a temporal weight of 1e5.
     # The flow to the long-term references: the refined one, or DIS medium.
     "refined far flow": {"flow": {"long_term_flow": "dis"}},
     "medium far flow": {"flow": {"long_term_flow": "dis-medium"}},
-    "previous defaults": {"flow": {"flow": "dis-medium"},
+    # The losses' view and the hold (the defaults before 2026-12-03: pixels, 1e5).
+    "pixels view": {"optim": {"view": "pixels"}, "style": {"temporal_weight": 1e5}},
+    "1e6": {"style": {"temporal_weight": 1e6}},
+    # The defaults before they were tuned along the true motion (benchmarks/truth.py): DIS's
+    # medium preset, the previous frame only, a temporal weight of 1e5, the pixels view.
+    "previous defaults": {"flow": {"flow": "dis-medium"}, "optim": {"view": "pixels"},
                           "style": {"long_term": (1,), "temporal_weight": 1e5}},
 }
 

@@ -65,6 +65,7 @@ from vidstyle.config import FlowConfig, OptimConfig, StyleConfig
 from vidstyle.features import load_backbone
 from vidstyle.flow import flow_pair, make_flow
 from vidstyle.io import VideoWriter, iter_frames
+from vidstyle.io.encode import chroma_blocks
 from vidstyle.io.images import load_image, to_image, to_tensor, write_png
 from vidstyle.metrics import measure
 from vidstyle.optimize import FrameStylizer
@@ -206,7 +207,7 @@ def paint(sc: Scene, style: Path, device: torch.device) -> list[np.ndarray]:
     # Built as vidstyle.pipeline.render builds it: the style's strokes sized for the frame.
     stylizer = FrameStylizer(backbone, [load_image(style).to(device)], style=style_cfg,
                              optim=optim_cfg, frame_size=(sc.height, sc.width),
-                             blend=style_cfg.style_blend)
+                             blend=style_cfg.style_blend, chroma=chroma_blocks("h264"))
     painted = []
     for i, layer in enumerate(sc.layers):
         h, w = layer.shape

@@ -5,8 +5,9 @@ import torch
 
 from vidstyle.config import OptimConfig, StyleConfig
 from vidstyle.features import Backbone
+from vidstyle.io.encode import chroma_blocks
 from vidstyle.io.images import load_image
-from vidstyle.optimize import FrameStylizer, _converged
+from vidstyle.optimize import FrameStylizer, _converged, seen_as_delivered
 
 
 @pytest.fixture()
@@ -211,3 +212,43 @@ def test_reading_losses_a_step_late_changes_nothing_but_the_stop(
     _, stop_b = lagged.stylize(content, content, iterations=50)
     assert stop_a.stopped_early and stop_b.stopped_early
     assert stop_b.iterations == stop_a.iterations + 1
+
+
+def test_the_delivered_view_keeps_luma_and_averages_chroma_over_blocks() -> None:
+    x = 0.25 + 0.5 * torch.rand(1, 3, 8, 12)  # no colour that leaves the RGB cube
+    assert seen_as_delivered(x) is x
+    seen = seen_as_delivered(x, chroma=(2, 2))
+    import kornia
+
+    before, after = kornia.color.rgb_to_ycbcr(x), kornia.color.rgb_to_ycbcr(seen)
+    torch.testing.assert_close(after[:, :1], before[:, :1], atol=1e-5, rtol=0)
+    flat = torch.full((1, 3, 8, 12), 0.3)
+    torch.testing.assert_close(seen_as_delivered(flat, chroma=(2, 2)), flat)
+    # Chroma that alternates from pixel to pixel is gone; luma that does is not.
+    checker = (torch.arange(12)[None, :] + torch.arange(8)[:, None]) % 2
+    pattern = torch.stack([0.5 + 0.2 * checker, 0.5 - 0.2 * checker, 0.5 + 0 * checker])[None]
+    before = kornia.color.rgb_to_ycbcr(pattern.float())[:, 1:].std(dim=(2, 3))
+    after = kornia.color.rgb_to_ycbcr(seen_as_delivered(pattern.float(), chroma=(2, 2)))
+    assert (after[:, 1:, 2:-2, 2:-2].std(dim=(2, 3)) < 0.1 * before).all()
+
+
+def test_codecs_name_their_chroma_blocks() -> None:
+    assert chroma_blocks("h264") == chroma_blocks("h265") == (2, 2)
+    assert chroma_blocks("prores") == (1, 2)
+
+
+def test_a_stylizer_that_sees_the_delivered_frame_still_lowers_its_loss(
+        lite0: Backbone, styles, content) -> None:
+    stylizer = FrameStylizer(
+        lite0, [load_image(styles[0])], style=StyleConfig(),
+        optim=OptimConfig(early_stop=0), frame_size=(64, 96), chroma=(2, 2),
+    )
+    losses: list[float] = []
+    stylizer.stylize(content, content, iterations=15,
+                     on_iteration=lambda i, loss: losses.append(loss))
+    assert losses[-1] < 0.7 * losses[0] and stylizer.chroma == (2, 2)
+    plain = FrameStylizer(
+        lite0, [load_image(styles[0])], style=StyleConfig(),
+        optim=OptimConfig(view="pixels"), frame_size=(64, 96), chroma=(2, 2),
+    )
+    assert plain.chroma == (1, 1)

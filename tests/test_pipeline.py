@@ -190,6 +190,25 @@ def test_run_key_ignores_what_cannot_change_the_frames(pan_clip: Path, styles: l
     assert run_key(changed, cpu) != key
 
 
+def test_run_key_follows_the_codec_only_where_the_losses_see_its_chroma(
+        pan_clip: Path, styles: list[Path]) -> None:
+    import dataclasses
+
+    import torch
+
+    from vidstyle.config import OptimConfig
+    from vidstyle.pipeline import run_key
+
+    cpu = torch.device("cpu")
+    base = RenderConfig(input=pan_clip, styles=(styles[0],), output=pan_clip.with_name("o.mov"))
+    assert base.optim.view == "delivered"
+    # 4:2:0 and 4:2:2 codecs keep different chroma: the frames differ, so must the key.
+    assert run_key(dataclasses.replace(base, codec="prores"), cpu) != run_key(base, cpu)
+    assert run_key(dataclasses.replace(base, codec="h265"), cpu) == run_key(base, cpu)
+    pixels = dataclasses.replace(base, optim=OptimConfig(view="pixels"))
+    assert run_key(dataclasses.replace(pixels, codec="prores"), cpu) == run_key(pixels, cpu)
+
+
 def test_start_and_end_count_from_the_first_frame(tmp_path: Path) -> None:
     from fractions import Fraction
 

@@ -24,6 +24,7 @@ CODECS = ("h264", "h265", "prores")
 OPTIMIZERS = ("adam", "lbfgs")
 DEVICES = ("auto", "cpu", "cuda")
 INITS = ("prev-warped", "content", "random")
+VIEWS = ("delivered", "pixels")
 PRECISIONS = ("auto", "float32", "tf32", "bf16")
 
 
@@ -79,13 +80,13 @@ class StyleConfig:
         default=1e-3, metadata=_opt("total-variation smoothing; raise to tame pixel noise")
     )
     temporal_weight: float = field(
-        # The steadiest weight whose stylization stays close to the most stylized setting's:
-        # lower weights flicker more, higher ones give up texture. Along the true motion of
-        # benchmarks/truth.py's scenes 1e6 drifts far less, but each frame starts from a
-        # bilinear warp of the last and a hold that strong keeps the blur: the strokes fade
-        # and the style loss rises (slow pan 0.061 to 0.106; see benchmarks/RESULTS.md,
-        # 2026-12-02).
-        default=1e5,
+        # Five times the earlier 1e5 since the losses see the frame as delivered
+        # (OptimConfig.view): the painting then keeps its stylization under a hold this
+        # strong, and along the true motion of benchmarks/truth.py's scenes it drifts far
+        # less (slow pan 10-frame ratio 6.8 to 2.6 at a lower style loss). Before, a hold this
+        # strong kept each frame's bilinear blur and the strokes faded (see
+        # benchmarks/RESULTS.md, 2026-12-02 and 2026-12-03).
+        default=5e5,
         metadata=_opt(
             "how strongly each frame follows the previous stylized frame along the motion; "
             "0 stylizes every frame on its own from the input, each with --first-iterations "
@@ -202,6 +203,19 @@ class OptimConfig:
             "from frame to frame (1 keeps the step constant)"
         ),
     )
+    view: str = field(
+        # Measured on one frame, its style loss rose tenfold once encoded as H.264 yuv420p:
+        # the optimizer had matched the style partly with single-pixel colour patterns that
+        # the codec's half-resolution chroma drops (see benchmarks/RESULTS.md, 2026-12-03).
+        default="delivered",
+        metadata=_opt(
+            "what the losses look at: delivered (the frame with its colour at the output "
+            "codec's chroma resolution, as a player will show it: texture that survives "
+            "encoding, a more stylized video, no slower) or pixels (the optimizer's pixels "
+            "as they are, as in Gatys et al.)",
+            choices=VIEWS,
+        ),
+    )
     init: str = field(
         default="prev-warped",
         metadata=_opt(
@@ -234,6 +248,7 @@ class OptimConfig:
     def __post_init__(self) -> None:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("init", self.init, INITS)
+        check_choice("view", self.view, VIEWS)
         check_choice("precision", self.precision, PRECISIONS)
         _check_positive("lr", self.lr)
         for name in ("first_iterations", "iterations", "patience", "passes"):
@@ -317,8 +332,18 @@ class FastConfig:
             "as it is)"
         ),
     )
+    fast_temporal_weight: float = field(
+        # The network's own balance, measured at this value (benchmarks/RESULTS.md,
+        # 2026-12-03); the optimizer's --temporal-weight has since changed for other reasons.
+        default=1e5,
+        metadata=_opt(
+            "with --fast: how strongly the network's training holds its outputs for "
+            "consecutive frames to each other along the motion (0: not at all)"
+        ),
+    )
 
     def __post_init__(self) -> None:
+        _check_positive("fast-temporal-weight", self.fast_temporal_weight, allow_zero=True)
         for name in ("fast_steps", "fast_crop", "fast_keyframes"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:

@@ -65,6 +65,7 @@ class FrameStylizer:
         frame_size: tuple[int, int],
         blend: Sequence[float] | None = None,
         tiles: tuple[int, int] = (1, 1),
+        chroma: tuple[int, int] = (1, 1),
     ) -> None:
         if not styles:
             raise ValueError("at least one style image is needed")
@@ -75,6 +76,7 @@ class FrameStylizer:
             raise ValueError(f"need at least one tile each way, got {tiles}")
         self.backbone = backbone
         self.frame_size = frame_size
+        self.chroma = chroma if optim.view == "delivered" else (1, 1)
         self.tiles = tiles
         self.style_cfg, self.optim_cfg = style, optim
         self.content_layers = backbone.content_layers
@@ -114,7 +116,7 @@ class FrameStylizer:
         """The total weighted loss of pixels ``x`` ``(B, 3, H, W)`` (a frame, or a batch of
         crops the fast mode's network painted), each term a mean over the batch."""
         cfg = self.style_cfg
-        feats = self.features(x, self.taps)
+        feats = self.features(seen_as_delivered(x, chroma=self.chroma), self.taps)
         total = cfg.style_weight * style_loss(feats, self.targets)
         for layer in self.content_layers:
             total = total + cfg.content_weight * content_loss(feats[layer], content_targets[layer])
@@ -256,6 +258,30 @@ class FrameStylizer:
             return total / covered
 
         return closure
+
+
+def seen_as_delivered(x: Tensor, *, chroma: tuple[int, int] = (1, 1)) -> Tensor:
+    """``x`` ``(B, 3, H, W)`` as the losses see it: its chroma averaged over ``chroma``
+    ``(rows, columns)`` blocks and interpolated back, what a 4:2:0 or 4:2:2 codec keeps of it
+    (BT.601 weights; clamped to [0, 1] as a player clamps). ``(1, 1)``: ``x`` itself.
+
+    Why: a pixel optimizer matches the style's Gram matrices partly with colour patterns down
+    to single pixels, and a 4:2:0 codec keeps one colour per 2x2 block. Measured on one frame
+    (benchmarks/RESULTS.md, 2026-12-03): its style loss rose from 0.014 of the input's to
+    0.16 once encoded as H.264 yuv420p, and to 0.06 when the loss had looked at it through
+    this view; on the true-motion scenes the whole video's style loss ratio fell by about
+    half at the same steadiness. The luma, where the strokes are, is left alone.
+    """
+    if chroma == (1, 1):
+        return x
+    import kornia
+
+    ycc = kornia.color.rgb_to_ycbcr(x)
+    h, w = x.shape[-2:]
+    cc = F.avg_pool2d(ycc[:, 1:], chroma, ceil_mode=True)
+    cc = F.interpolate(cc, size=(h, w), mode="bilinear", align_corners=False)
+    # A block's mean chroma on a pixel's own luma can leave the RGB cube.
+    return kornia.color.ycbcr_to_rgb(torch.cat((ycc[:, :1], cc), 1)).clamp(0, 1)
 
 
 def resolve_precision(name: str, device: torch.device) -> str:

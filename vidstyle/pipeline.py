@@ -42,7 +42,7 @@ from vidstyle.io import (
     probe,
     working_size,
 )
-from vidstyle.io.encode import disk_errors, encode_stored
+from vidstyle.io.encode import chroma_blocks, disk_errors, encode_stored
 from vidstyle.io.images import load_image, to_image, to_tensor, write_png
 from vidstyle.io.store import FrameStore
 from vidstyle.optimize import FrameStats, FrameStylizer, keep_colors
@@ -134,6 +134,9 @@ def run_key(cfg: RenderConfig, device: torch.device) -> str:
         settings.pop(name)
     if cfg.style.weights is not None:
         settings["style"]["weights"] = str(cfg.style.weights.resolve())
+    if cfg.optim.view == "delivered":
+        # The codec's chroma resolution is what the losses see (FrameStylizer's chroma).
+        settings["chroma"] = chroma_blocks(cfg.codec)
     if cfg.fast.fast:
         # The trained network is kept for a resume: one trained by other training settings
         # (the loss weights, the samples, the network's shape) must not be reused.
@@ -237,6 +240,7 @@ def render(
         frame_size=(height, width),
         blend=cfg.style.style_blend,
         tiles=tiles,
+        chroma=chroma_blocks(cfg.codec),
     )
     flows = (reference_flows(cfg.flow.flow, cfg.flow.long_term_flow, device)
              if cfg.style.temporal_weight > 0 else None)
@@ -627,7 +631,7 @@ def _fast_network(
     fast.train(
         net, state.stylizer, pairs, keyframes,
         fast.Training(steps=steps, crop=cfg.fast.fast_crop, seed=cfg.seed),
-        temporal_weight=cfg.style.temporal_weight,
+        temporal_weight=cfg.fast.fast_temporal_weight if cfg.style.temporal_weight else 0.0,
         on_step=lambda s: report("training", done, expected, -1, s.steps, s.step, s.loss),
     )
     buffer = io.BytesIO()

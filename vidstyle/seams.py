@@ -22,6 +22,7 @@ import torch
 
 from vidstyle.config import OptimConfig, RenderConfig
 from vidstyle.errors import InputError, OutputError
+from vidstyle.io.encode import chroma_blocks
 from vidstyle.io.store import FrameStore
 from vidstyle.temporal import EARLIER, LATER, Reference, TemporalPolicy, hold
 
@@ -239,6 +240,7 @@ def reconcile(
         optim=seam_optim(cfg.optim), frame_size=(height, width), blend=cfg.style.style_blend,
         tiles=plan_tiles(cfg.style.backbone, width, height, device, cfg.max_memory,
                          2 * len(cfg.style.long_term)),  # neighbours on both sides
+        chroma=chroma_blocks(cfg.codec),
     )
     images = reconcile_seam(
         stylizer, reference_flows(cfg.flow.flow, cfg.flow.long_term_flow, device), device,

@@ -452,3 +452,13 @@ def encode_stored(
         # Audio runs to the end of the last frame's display time.
         writer.end_time = frames[-1][1] + 1.0 / float(info.rate)
     return writer.dropped_audio
+
+
+def chroma_blocks(codec: str) -> tuple[int, int]:
+    """``(rows, columns)`` of pixels that share one chroma sample in ``codec``'s output."""
+    fmt = CODECS[codec].pix_fmt
+    if fmt.startswith("yuv420"):
+        return (2, 2)
+    if fmt.startswith("yuv422"):
+        return (1, 2)
+    return (1, 1)
