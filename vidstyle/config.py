@@ -211,7 +211,7 @@ class OptimConfig:
         metadata=_opt(
             "what the losses look at: delivered (the frame with its colour at the output "
             "codec's chroma resolution, as a player will show it: texture that survives "
-            "encoding, a more stylized video, no slower) or pixels (the optimizer's pixels "
+            "encoding and the warp to the next frame) or pixels (the optimizer's pixels "
             "as they are, as in Gatys et al.)",
             choices=VIEWS,
         ),
