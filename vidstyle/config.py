@@ -338,7 +338,8 @@ class FastConfig:
         default=1e5,
         metadata=_opt(
             "with --fast: how strongly the network's training holds its outputs for "
-            "consecutive frames to each other along the motion (0: not at all)"
+            "consecutive frames to each other along the motion (0, or --temporal-weight 0: "
+            "not at all)"
         ),
     )
 

@@ -76,7 +76,7 @@ class FrameStylizer:
             raise ValueError(f"need at least one tile each way, got {tiles}")
         self.backbone = backbone
         self.frame_size = frame_size
-        self.chroma = chroma if optim.view == "delivered" else (1, 1)
+        self.chroma = seen_chroma(optim, chroma)
         self.tiles = tiles
         self.style_cfg, self.optim_cfg = style, optim
         self.content_layers = backbone.content_layers
@@ -258,6 +258,13 @@ class FrameStylizer:
             return total / covered
 
         return closure
+
+
+def seen_chroma(optim: OptimConfig, blocks: tuple[int, int]) -> tuple[int, int]:
+    """The chroma blocks the losses see, given the codec's ``blocks``
+    (:func:`vidstyle.io.encode.chroma_blocks`): those with ``optim.view == "delivered"``,
+    none (``(1, 1)``) with ``"pixels"``."""
+    return blocks if optim.view == "delivered" else (1, 1)
 
 
 def seen_as_delivered(x: Tensor, *, chroma: tuple[int, int] = (1, 1)) -> Tensor:

@@ -45,7 +45,7 @@ from vidstyle.io import (
 from vidstyle.io.encode import chroma_blocks, disk_errors, encode_stored
 from vidstyle.io.images import load_image, to_image, to_tensor, write_png
 from vidstyle.io.store import FrameStore
-from vidstyle.optimize import FrameStats, FrameStylizer, keep_colors
+from vidstyle.optimize import FrameStats, FrameStylizer, keep_colors, seen_chroma
 from vidstyle.overlap import ahead
 from vidstyle.temporal import Reference, TemporalPolicy, exposure, hold, pass_offsets, trust
 
@@ -134,9 +134,9 @@ def run_key(cfg: RenderConfig, device: torch.device) -> str:
         settings.pop(name)
     if cfg.style.weights is not None:
         settings["style"]["weights"] = str(cfg.style.weights.resolve())
-    if cfg.optim.view == "delivered":
-        # The codec's chroma resolution is what the losses see (FrameStylizer's chroma).
-        settings["chroma"] = chroma_blocks(cfg.codec)
+    chroma = seen_chroma(cfg.optim, chroma_blocks(cfg.codec))
+    if chroma != (1, 1):  # the codec's chroma resolution is what the losses see
+        settings["chroma"] = chroma
     if cfg.fast.fast:
         # The trained network is kept for a resume: one trained by other training settings
         # (the loss weights, the samples, the network's shape) must not be reused.
