@@ -100,6 +100,8 @@ MODES = {
     "medium far flow": {"flow": {"long_term_flow": "dis-medium"}},
     # The losses' view and the hold (the defaults before 2026-12-03: pixels, 1e5).
     "pixels view": {"optim": {"view": "pixels"}, "style": {"temporal_weight": 1e5}},
+    # Motion edges of the refined DIS: only the fill (the default before 2026-12-04).
+    "fill edges": {"flow": {"flow_edges": "fill"}},
     "3e5": {"style": {"temporal_weight": 3e5}},
     "1e6": {"style": {"temporal_weight": 1e6}},
     # The defaults before they were tuned along the true motion (benchmarks/truth.py): DIS's

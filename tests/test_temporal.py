@@ -272,6 +272,8 @@ def test_policy_and_references_are_checked() -> None:
         TemporalPolicy(agreement=0)
     with pytest.raises(ValueError, match="anchor"):
         TemporalPolicy(anchor=-1)
+    with pytest.raises(ValueError, match="border"):
+        TemporalPolicy(border=-0.5)
     with pytest.raises(ValueError, match="side"):
         hold(torch.rand(1, 3, 4, 4), [_ref(torch.rand(1, 3, 4, 4), side=0)], TemporalPolicy())
 

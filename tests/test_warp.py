@@ -175,3 +175,16 @@ def test_exposure_change_measures_the_whole_frame() -> None:
     few = torch.zeros(1, 1, 24, 32)
     few[..., :2, :] = 1
     assert exposure_change(seen * 0.5, seen, few) is None
+
+
+def test_consistency_border_lets_the_outermost_pixels_own_footprint_in() -> None:
+    # Every pixel lands 0.3 px to the right of where it is: the last column lands past the
+    # last pixel centre, inside that pixel's footprint. 0.7 px would be outside it.
+    for shift, kept_at_border in ((0.3, True), (0.7, False)):
+        flow = torch.zeros(1, 2, 8, 8)
+        flow[:, 0] = shift
+        ruder = consistency_mask(flow, -flow, boundaries=False)
+        footprint = consistency_mask(flow, -flow, boundaries=False, border=0.5)
+        assert ruder[0, 0, :, -1].eq(0).all()
+        assert footprint[0, 0, :, -1].eq(1 if kept_at_border else 0).all()
+        assert ruder[0, 0, :, :-1].eq(1).all() and footprint[0, 0, :, :-1].eq(1).all()

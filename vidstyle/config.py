@@ -20,6 +20,7 @@ from vidstyle.errors import UsageError
 
 BACKBONES = ("efficientnet-lite0", "vgg19")
 FLOW_METHODS = ("dis", "dis-coarse", "dis-medium", "deepflow", "raft")
+FLOW_EDGES = ("sharpen", "fill")
 CODECS = ("h264", "h265", "prores")
 OPTIMIZERS = ("adam", "lbfgs")
 DEVICES = ("auto", "cpu", "cuda")
@@ -284,10 +285,21 @@ class FlowConfig:
             choices=("same", *FLOW_METHODS),
         ),
     )
+    flow_edges: str = field(
+        default="sharpen",
+        metadata=_opt(
+            "how dis and dis-coarse treat the edges of moving things: sharpen (each pixel "
+            "beside an edge takes the motion of the neighbour that matches it best, then the "
+            "fill) or fill (only the pixels the two directions disagree on are filled from "
+            "their neighbours: cheaper, drags the background beside a moving object along)",
+            choices=FLOW_EDGES,
+        ),
+    )
 
     def __post_init__(self) -> None:
         check_choice("flow method", self.flow, FLOW_METHODS)
         check_choice("long-term flow method", self.long_term_flow, ("same", *FLOW_METHODS))
+        check_choice("flow edges", self.flow_edges, FLOW_EDGES)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,8 +6,10 @@ Flows are returned as ``(1, 2, H, W)`` float32 tensors in pixels, ``(dx, dy)``:
 
 The estimators, by name (:data:`vidstyle.config.FLOW_METHODS`):
 
-* ``dis`` (the default): OpenCV's DIS, refined down to full resolution, with the pixels where
-  the two directions disagree filled from their neighbours along the image's edges.
+* ``dis`` (the default): OpenCV's DIS, refined down to full resolution; beside the edges of
+  moving things each pixel takes the motion of the neighbour that matches it best
+  (:func:`sharpen_edges`, ``--flow-edges fill`` leaves this out), and the pixels where the two
+  directions still disagree are filled from their neighbours along the image's edges.
 * ``dis-coarse``: the same refined DIS one pyramid level coarser: a third of the cost, for
   the long-term references if time matters more than steadiness (``--long-term-flow``).
 * ``dis-medium``: OpenCV's DIS medium preset, the flow of earlier releases: faster, coarser.
@@ -29,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vidstyle.config import FLOW_METHODS, check_choice
+from vidstyle.config import FLOW_EDGES, FLOW_METHODS, check_choice
 from vidstyle.hub import load_into
 from vidstyle.warp import occlusion_mask
 
@@ -105,13 +107,138 @@ def fill_rejected(
     return torch.from_numpy(out)[None].to(flow.device)
 
 
+# Sharpening at motion edges (:func:`sharpen_edges`), chosen on the true-motion scenes at
+# 320x180 (benchmarks/RESULTS.md). The offsets are in pixels at full resolution where DIS works
+# at full resolution; they grow with DIS's finest level, as its blur across edges does.
+SHARPEN_RADII = (2, 4, 6)
+# A candidate must beat the pixel's own flow by this factor of the matching cost...
+SHARPEN_MARGIN = 0.7
+# ...and differ from it by more than this (px): under a smooth motion (a zoom) the
+# neighbours' flows differ by a fraction of a pixel, and choosing among them on noise would
+# only add error.
+SHARPEN_MIN_CHANGE = 0.25
+
+
+def _shifted(values: Tensor, dx: int, dy: int, pad: int) -> Tensor:
+    """``values`` (``(C, H + 2 pad, W + 2 pad)``, replicate-padded) read at ``p + (dx, dy)``
+    for every pixel ``p`` of the unpadded ``(C, H, W)``."""
+    h, w = values.shape[-2] - 2 * pad, values.shape[-1] - 2 * pad
+    return values[:, pad + dy:pad + dy + h, pad + dx:pad + dx + w]
+
+
+def _box_max(values: Tensor, radius: int) -> Tensor:
+    """The maximum of ``values`` ``(B, C, H, W)`` over each ``(2 radius + 1)``-square window,
+    in two 1-D passes (the same maximum, much cheaper for a wide window)."""
+    k = 2 * radius + 1
+    rows = F.max_pool2d(values, (1, k), 1, (0, radius))
+    return F.max_pool2d(rows, (k, 1), 1, (radius, 0))
+
+
+def sharpen_edges(
+    flow: Tensor, image: Tensor, other: Tensor, *, radii: tuple[int, ...] = SHARPEN_RADII,
+    margin: float = SHARPEN_MARGIN, min_change: float = SHARPEN_MIN_CHANGE,
+) -> Tensor:
+    """``flow`` with each pixel near a motion edge given the flow of the neighbour that
+    explains it best.
+
+    Args:
+        flow: ``(1, 2, H, W)`` pixels, from ``image`` to ``other``.
+        image, other: ``(1, C, H, W)`` float, the two frames.
+        radii: the candidates are the flows at ``p + r (dx, dy)`` for each ``r`` and each of
+            the 8 directions.
+        margin, min_change: a candidate replaces the pixel's own flow only where its
+            matching cost is below ``margin`` times the own flow's, and it differs from the
+            own flow by more than ``min_change`` px.
+
+    Returns:
+        ``(1, 2, H, W)``: the flow, changed only within ``max(radii)`` px of a motion edge
+        (a change of more than ``min_change`` px between neighbouring pixels).
+
+    Why: a variational flow (DIS's refinement) is smooth across the edge of a moving object,
+    so for a few pixels on each side it is a blend of the object's motion and the
+    background's, and the background beside a moving card is dragged along with it. The
+    right motion of such a pixel is, almost always, that of a neighbour a few pixels away on
+    its own side of the edge. The matching cost is the frames' difference after the warp (L1
+    over the channels), averaged over a 3x3 window so that one noisy pixel does not decide.
+    The edge-aware fill (:func:`fill_rejected`) cannot do this: it fills only the pixels the
+    two directions disagree on, and a blend that is wrong in both directions in
+    the same way passes that check. Only pixels near a change of motion are evaluated, so
+    the cost follows the length of the edges, not the frame's area.
+    """
+    _, _, h, w = flow.shape
+    reach = max(radii)
+    # Motion edges: where the flow changes by more than min_change from a pixel to the next,
+    # which under a smooth motion such as a zoom it does not; and the pixels within reach.
+    across = (flow[..., :, 1:] - flow[..., :, :-1]).abs().amax(1)[0] > min_change
+    down = (flow[..., 1:, :] - flow[..., :-1, :]).abs().amax(1)[0] > min_change
+    steep = torch.zeros(h, w, dtype=torch.bool, device=flow.device)
+    steep[:, 1:] |= across
+    steep[:, :-1] |= across
+    steep[1:] |= down
+    steep[:-1] |= down
+    if not steep.any():
+        return flow
+    band = _box_max(steep[None, None].to(flow.dtype), reach)[0, 0] > 0
+    # The pixels whose cost is needed: the band and its 3x3 windows.
+    needed = _box_max(band[None, None].to(flow.dtype), 1)[0, 0] > 0
+    ys, xs = needed.nonzero(as_tuple=True)
+    where = torch.stack((xs, ys)).to(flow.dtype)  # (2, N) pixel positions (x, y)
+    pad = reach
+    padded = F.pad(flow, (pad, pad, pad, pad), mode="replicate")[0]  # (2, H+2p, W+2p)
+    own = flow[0][:, ys, xs]  # (2, N)
+    seen = image[0][:, ys, xs]  # (C, N)
+    scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], dtype=flow.dtype,
+                         device=flow.device)[:, None]
+    directions = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+    by, bx = band.nonzero(as_tuple=True)
+    # How many of each band pixel's 3x3 window lie inside the frame.
+    count = ((3 - (by == 0).long() - (by == h - 1).long())
+             * (3 - (bx == 0).long() - (bx == w - 1).long())).to(flow.dtype)
+
+    def cost(candidates: Tensor) -> Tensor:
+        """The matching cost at the band's pixels, ``(K, M)``, of ``candidates``
+        ``(K, 2, N)``."""
+        grid = ((where + candidates) * scale - 1.0).transpose(1, 2)[None]  # (1, K, N, 2)
+        sampled = F.grid_sample(other, grid, mode="bilinear", padding_mode="border",
+                                align_corners=True)[0]  # (C, K, N)
+        # Scattered into a frame with a zero border, so that each band pixel's 3x3 window is
+        # nine reads; only the needed pixels hold costs, and a band pixel's window lies
+        # inside them or outside the frame.
+        dense = flow.new_zeros(len(candidates), h + 2, w + 2)
+        dense[:, ys + 1, xs + 1] = (sampled - seen[:, None]).abs().sum(0)
+        total = sum(dense[:, by + 1 + dy, bx + 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+        return total / count
+
+    best_cost = cost(own[None])[0]
+    mine = best_cost * margin
+    best = flow[0][:, band]  # (2, M)
+    in_band = band[ys, xs]
+    # One radius at a time: its 8 candidates are evaluated together, and memory stays at 8
+    # candidates whatever the number of radii.
+    for r in radii:
+        candidates = torch.stack([_shifted(padded, r * dx, r * dy, pad)[:, ys, xs]
+                                  for dx, dy in directions])  # (8, 2, N)
+        costs = cost(candidates)  # (8, M)
+        differs = (candidates - own).square().sum(1)[:, in_band] > min_change**2
+        costs = torch.where(differs & (costs < mine), costs, torch.inf)
+        c, k = costs.min(0)
+        better = c < best_cost
+        best_cost = torch.where(better, c, best_cost)
+        chosen = candidates[:, :, in_band].gather(0, k[None, None].expand(1, 2, -1))[0]
+        best = torch.where(better[None], chosen, best)
+    out = flow.clone()
+    out[0][:, band] = best
+    return out
+
+
 class DISFlow:
     """OpenCV's DIS optical flow on the CPU.
 
     ``preset="fine"`` (the default) refines DIS down to the finest level
     :func:`finest_scale` allows, with a denser patch grid (stride 2), 10 variational
-    refinement iterations and a smoother field (alpha 40), and :meth:`pair` fills the pixels
-    where the two directions disagree (:func:`fill_rejected`). ``preset="coarse"`` is the
+    refinement iterations and a smoother field (alpha 40); :meth:`pair` then sharpens both
+    directions at motion edges (:func:`sharpen_edges`, with ``edges="sharpen"``, the default)
+    and fills the pixels where they disagree (:func:`fill_rejected`). ``preset="coarse"`` is the
     same stopped one pyramid level higher (the variational refinement still ends at full
     resolution). ``preset="medium"`` is
     OpenCV's medium preset as it is, without the fill. Where we differ from OpenCV's presets:
@@ -121,10 +248,13 @@ class DISFlow:
     benchmarks/RESULTS.md).
     """
 
-    def __init__(self, device: torch.device | str = "cpu", *, preset: str = "fine") -> None:
+    def __init__(self, device: torch.device | str = "cpu", *, preset: str = "fine",
+                 edges: str = "sharpen") -> None:
         check_choice("DIS preset", preset, ("fine", "coarse", "medium"))
+        check_choice("flow edges", edges, FLOW_EDGES)
         self.device = torch.device(device)
         self.preset = preset
+        self.edges = edges
         # The cv2 stubs lack the module-level factory (it exists at run time).
         self._dis = cv2.DISOpticalFlow_create(  # type: ignore[attr-defined]
             cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
@@ -134,16 +264,29 @@ class DISFlow:
             self._dis.setVariationalRefinementIterations(10)
             self._dis.setVariationalRefinementAlpha(40.0)
 
+    def _level(self, a: np.ndarray) -> int:
+        return finest_scale(*a.shape[:2]) + (self.preset == "coarse")
+
     def __call__(self, a: np.ndarray, b: np.ndarray) -> Tensor:
         if self.preset != "medium":
-            self._dis.setFinestScale(finest_scale(*a.shape[:2]) + (self.preset == "coarse"))
+            self._dis.setFinestScale(self._level(a))
         return _tensor(self._dis.calc(_gray(a), _gray(b), None), self.device)
 
     def pair(self, a: np.ndarray, b: np.ndarray) -> tuple[Tensor, Tensor]:
         ab, ba = self(a, b), self(b, a)
         if self.preset == "medium":
             return ab, ba
-        # Both fills from the raw pair, so neither sees the other's filled pixels.
+        if self.edges == "sharpen":
+            # DIS's blur across an edge grows with the level it stops at, and so do the
+            # candidates' offsets.
+            radii = tuple(r * 2 ** self._level(a) for r in SHARPEN_RADII)
+            # Matched on luma, as DIS is: a codec keeps the chroma at half resolution, and
+            # its blurred colour edges misled the matching (measured on the true-motion
+            # scenes as decoded: benchmarks/RESULTS.md).
+            ta, tb = (torch.from_numpy(_gray(x)).to(self.device)[None, None].float() / 255
+                      for x in (a, b))
+            ab, ba = sharpen_edges(ab, ta, tb, radii=radii), sharpen_edges(ba, tb, ta, radii=radii)
+        # Both fills from the (sharpened) pair, so neither sees the other's filled pixels.
         return fill_rejected(ab, ba, a), fill_rejected(ba, ab, b)
 
 
@@ -196,14 +339,17 @@ class RaftFlow:
         return flow[..., :h, :w].float().contiguous()
 
 
-def make_flow(method: str, device: torch.device | str = "cpu") -> FlowEstimator:
-    """The estimator named ``method`` (one of :data:`vidstyle.config.FLOW_METHODS`)."""
+def make_flow(method: str, device: torch.device | str = "cpu", *,
+              edges: str = "sharpen") -> FlowEstimator:
+    """The estimator named ``method`` (one of :data:`vidstyle.config.FLOW_METHODS`); ``edges``
+    (:data:`vidstyle.config.FLOW_EDGES`) is how the refined DIS treats motion edges."""
     check_choice("flow method", method, FLOW_METHODS)
     if method == "raft":
         return RaftFlow(device)
     if method == "deepflow":
         return DeepFlow(device)
-    return DISFlow(device, preset=method.removeprefix("dis-") if "-" in method else "fine")
+    return DISFlow(device, preset=method.removeprefix("dis-") if "-" in method else "fine",
+                   edges=edges)
 
 
 class ReferenceFlows:
@@ -225,11 +371,13 @@ class ReferenceFlows:
         return flow_pair(self.near if abs(offset) <= 1 else self.far, prev, cur)
 
 
-def reference_flows(method: str, far: str, device: torch.device | str = "cpu") -> ReferenceFlows:
+def reference_flows(method: str, far: str, device: torch.device | str = "cpu", *,
+                    edges: str = "sharpen") -> ReferenceFlows:
     """The estimators a render's config names: ``method`` for the neighbour, ``far`` (a method,
-    or ``"same"``) for the long-term references."""
-    near = make_flow(method, device)
-    return ReferenceFlows(near, None if far in ("same", method) else make_flow(far, device))
+    or ``"same"``) for the long-term references; ``edges`` as :func:`make_flow`'s."""
+    near = make_flow(method, device, edges=edges)
+    return ReferenceFlows(near, None if far in ("same", method)
+                          else make_flow(far, device, edges=edges))
 
 
 def flow_pair(estimator: FlowEstimator, prev: np.ndarray, cur: np.ndarray) -> tuple[Tensor, Tensor]:

@@ -242,7 +242,8 @@ def render(
         tiles=tiles,
         chroma=chroma_blocks(cfg.codec),
     )
-    flows = (reference_flows(cfg.flow.flow, cfg.flow.long_term_flow, device)
+    flows = (reference_flows(cfg.flow.flow, cfg.flow.long_term_flow, device,
+                             edges=cfg.flow.flow_edges)
              if cfg.style.temporal_weight > 0 else None)
 
     _open_store(store, cfg)

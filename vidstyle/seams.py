@@ -243,7 +243,9 @@ def reconcile(
         chroma=chroma_blocks(cfg.codec),
     )
     images = reconcile_seam(
-        stylizer, reference_flows(cfg.flow.flow, cfg.flow.long_term_flow, device), device,
+        stylizer,
+        reference_flows(cfg.flow.flow, cfg.flow.long_term_flow, device, edges=cfg.flow.flow_edges),
+        device,
         start=start, window=window, inputs=inputs,
         behind={i: earlier.load(i) for i in held_behind if i < start and i in inputs},
         ahead={i: later.load(i) for i in held_ahead if i >= start and i in inputs},

@@ -41,6 +41,12 @@ class TemporalPolicy:
     pixel the test rejects is painted afresh and changes from frame to frame; the colour
     check (:attr:`agreement`) asks the images themselves whether the warp holds, which is
     what the boundary test guesses at (measured: see benchmarks/RESULTS.md)."""
+    border: float = 0.5
+    """How far (px) past the outermost pixel centres a pixel may land in the reference and
+    still be trusted (:func:`vidstyle.warp.consistency_mask`). Ruder et al.'s 0 rejects the
+    pixels a pan brings in from the edge wherever the flow lands them a hair outside, and
+    each of them was painted afresh every frame; within half a pixel the warp reads the
+    edge pixel, whose footprint that is (measured: benchmarks/RESULTS.md)."""
     agreement: float | None = 0.2
     """Largest RGB distance between the input frame and the neighbour's input warped onto it
     for a pixel to be trusted (:func:`vidstyle.warp.agreement_mask`); None switches the check
@@ -77,6 +83,8 @@ class TemporalPolicy:
     def __post_init__(self) -> None:
         if self.agreement is not None and not self.agreement > 0:
             raise ValueError(f"agreement threshold must be > 0 or None, got {self.agreement}")
+        if not self.border >= 0:
+            raise ValueError(f"border must be >= 0, got {self.border}")
         if not self.anchor >= 0:
             raise ValueError(f"anchor must be >= 0, got {self.anchor}")
         if not 0 <= self.revisit_blend <= 1:
@@ -138,7 +146,8 @@ def trust(content: Tensor, ref: Reference, policy: TemporalPolicy, *,
     (:func:`vidstyle.warp.exposure_change`, over the pixels the flow checks trust), else
     None."""
     warped = warp(ref.painting, ref.flow)
-    mask = consistency_mask(ref.flow, ref.reverse, boundaries=policy.boundaries)
+    mask = consistency_mask(ref.flow, ref.reverse, boundaries=policy.boundaries,
+                            border=policy.border)
     if policy.agreement is None and not policy.follow_light and not measure:
         return warped, mask, None
     seen = warp(ref.source, ref.flow)

@@ -79,7 +79,8 @@ def occlusion_mask(flow: Tensor, reverse_flow: Tensor) -> Tensor:
     return (sum_sq <= 0.01 * mag_sq + 0.5).to(flow.dtype)
 
 
-def consistency_mask(flow: Tensor, reverse_flow: Tensor, *, boundaries: bool = True) -> Tensor:
+def consistency_mask(flow: Tensor, reverse_flow: Tensor, *, boundaries: bool = True,
+                     border: float = 0.0) -> Tensor:
     """Ruder et al.'s per-pixel weight: 1 where ``flow`` can be trusted, 0 elsewhere.
 
     ``flow`` is the flow out of the current frame (``t -> t-1`` for the temporal loss) and
@@ -90,13 +91,18 @@ def consistency_mask(flow: Tensor, reverse_flow: Tensor, *, boundaries: bool = T
       the displaced point ``p + w(p)``;
     * it lies on a motion boundary: ``|grad u|^2 + |grad v|^2 > 0.01 |w|^2 + 0.002``
       (only with ``boundaries``);
-    * it maps outside the other frame (content entering at the edges has no history).
+    * it maps outside the other frame by more than ``border`` px (content entering at the
+      edges has no history).
 
     Args:
         flow, reverse_flow: ``(B, 2, H, W)`` pixels.
         boundaries: apply the motion-boundary test. The warping-error metric keeps both of
             Ruder's tests, as Lai et al. do; the pipeline leaves this one to
             :func:`agreement_mask`, which checks the warp against the images themselves.
+        border: how far beyond the outermost pixel centres a pixel may land and still count
+            as inside. 0 (Ruder's rule, the metric's) rejects a pixel that lands a hundredth
+            of a pixel past the last column; the temporal model uses half a pixel, the
+            outermost pixels' own footprint, where the warp reads the edge pixel itself.
 
     Returns:
         ``(B, 1, H, W)`` float in {0, 1}. Unlike the original code we do not blur the mask:
@@ -108,7 +114,8 @@ def consistency_mask(flow: Tensor, reverse_flow: Tensor, *, boundaries: bool = T
     _, _, h, w = flow.shape
     pos = _base_grid(h, w, flow) + flow
     outside = (
-        (pos[:, :1] < 0) | (pos[:, :1] > w - 1) | (pos[:, 1:] < 0) | (pos[:, 1:] > h - 1)
+        (pos[:, :1] < -border) | (pos[:, :1] > w - 1 + border)
+        | (pos[:, 1:] < -border) | (pos[:, 1:] > h - 1 + border)
     )
     if not boundaries:
         return (~(occluded | outside)).to(flow.dtype)
