@@ -3,11 +3,13 @@
     pip install -e ".[bench]"                # scikit-image: the photographs
     python benchmarks/flows.py               # every CPU estimator on the five scenes, 320x180
     python benchmarks/flows.py --sizes 320,640,1280 --methods dis,dis-medium
+    python benchmarks/flows.py --methods dis,dis+fill --decoded   # edges sharpened or filled only
 
 The scenes are those of benchmarks/truth.py (:mod:`vidstyle.scenes` built from scikit-image's
 photographs), whose flow and occlusion are known exactly. Each estimator computes both
 directions of every consecutive pair as the render does (:func:`vidstyle.flow.flow_pair`,
-so ``dis`` includes its fill of the pixels the two directions disagree on); the error is the
+so ``dis`` includes its sharpening at motion edges and its fill of the pixels the two
+directions disagree on; ``dis+fill`` is ``--flow-edges fill``); the error is the
 mean end-point error of the backward flow (px) over the pixels visible in both frames, over
 all of them and within 3 px of an occlusion edge (where an object's motion meets the
 background's), and the share of pixels off by more than 1 px. Time is per pair (both
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,7 +30,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from truth import photos  # noqa: E402
+from truth import photos, read, write  # noqa: E402
 
 from vidstyle.config import FLOW_METHODS  # noqa: E402
 from vidstyle.flow import flow_pair, make_flow  # noqa: E402
@@ -43,10 +46,15 @@ def _edges(mask: np.ndarray, width: int = 3) -> np.ndarray:
     return mask & near
 
 
-def measure(method: str, name: str, width: int, height: int, frames: int) -> dict[str, float]:
+def measure(method: str, name: str, width: int, height: int, frames: int,
+            decoded: bool = False) -> dict[str, float]:
     sc = scene(name, photos(name), width=width, height=height, frames=frames)
     images = [sc.frame(t) for t in range(frames)]
-    estimator = make_flow(method)
+    if decoded:  # as the render sees the scene in benchmarks/truth.py: H.264 CRF 10, 4:2:0
+        with tempfile.TemporaryDirectory() as tmp:
+            images = read(write(Path(tmp) / "scene.mp4", images, width, height, crf=10))
+    base, _, edges = method.partition("+")
+    estimator = make_flow(base, edges=edges or "sharpen")
     flow_pair(estimator, images[0], images[1])  # warm-up
     seconds, epe, edge, bad = 0.0, [], [], []
     for t in range(1, frames):
@@ -71,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenes", default=",".join(SCENES), help="comma-separated")
     parser.add_argument("--sizes", default="320", help="scene widths, 16:9 (default 320)")
     parser.add_argument("--frames", type=int, default=16, help="frames per scene (default 16)")
+    parser.add_argument("--decoded", action="store_true",
+                        help="estimate on the scenes as encoded for benchmarks/truth.py (H.264 "
+                        "CRF 10, 4:2:0), as the render sees them, instead of the exact frames")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
@@ -79,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     for width in (int(w) for w in args.sizes.split(",")):
         height = round(width * 9 / 16)
         for method in args.methods.split(","):
-            rows = [measure(method, name, width, height, args.frames)
+            rows = [measure(method, name, width, height, args.frames, args.decoded)
                     for name in args.scenes.split(",")]
             for name, r in zip(args.scenes.split(","), rows):
                 print(f"| {width}x{height} | {method} | {name} | {r['epe']:.3f} | "

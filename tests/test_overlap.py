@@ -113,3 +113,18 @@ def test_a_nice_worker_runs_at_low_priority_and_the_consumer_does_not() -> None:
     mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     assert list(ahead(items(), nice=5)) == [min(19, mine + 5)]
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
+
+
+def test_the_worker_runs_pytorch_on_one_thread_and_the_consumer_keeps_its_own() -> None:
+    import torch
+
+    def items() -> Iterator[int]:
+        yield torch.get_num_threads()
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert list(ahead(items())) == [1]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -7,7 +7,11 @@ does not grow with the video), an exception raised while producing an item is ra
 consumer when it reaches that item, and closing the consumer stops and joins the worker.
 
 The worker does NumPy, OpenCV and PyAV work, which release the GIL, so it runs alongside
-PyTorch's own threads instead of waiting for them.
+PyTorch's own threads instead of waiting for them. What PyTorch work it does (the flow's
+masks and its sharpening at motion edges) runs on one thread: each thread that calls into
+PyTorch gets an OpenMP team of its own, as many threads as cores, and a second team spinning
+beside the optimizer's took a render on 2 cores from 30 s to 57 s (benchmarks/RESULTS.md,
+2026-12-04).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import sys
 import threading
 from collections.abc import Generator, Iterator
 from typing import TypeVar
+
+import torch
 
 T = TypeVar("T")
 
@@ -60,6 +66,8 @@ def ahead(
         return False
 
     def work() -> None:
+        # Per thread (OpenMP's thread count is a per-thread setting): the consumer keeps its own.
+        torch.set_num_threads(1)
         if nice > 0 and sys.platform.startswith("linux"):
             # On Linux a thread is a schedulable task with its own nice value; elsewhere
             # PRIO_PROCESS with a thread id would name a process, so it is not tried.
