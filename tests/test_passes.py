@@ -166,7 +166,7 @@ def test_a_fast_object_the_flow_misses_stays_in_the_painting(
         return torch.zeros(1, 2, a.shape[0], a.shape[1])  # sees no motion at all
 
     monkeypatch.setattr(pipeline, "reference_flows",
-                        lambda near, far, device: ReferenceFlows(still))
+                        lambda near, far, device, edges: ReferenceFlows(still))
 
     def contrasts() -> tuple[float, float]:
         """How far the last frame's square, and the place the square started from, are from
