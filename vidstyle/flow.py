@@ -198,6 +198,7 @@ def sharpen_edges(
     def cost(candidates: Tensor) -> Tensor:
         """The matching cost at the band's pixels, ``(K, M)``, of ``candidates``
         ``(K, 2, N)``."""
+        # The normalization of vidstyle.warp.warp's grid, folded into one scale per axis.
         grid = ((where + candidates) * scale - 1.0).transpose(1, 2)[None]  # (1, K, N, 2)
         sampled = F.grid_sample(other, grid, mode="bilinear", padding_mode="border",
                                 align_corners=True)[0]  # (C, K, N)
@@ -268,12 +269,17 @@ class DISFlow:
         return finest_scale(*a.shape[:2]) + (self.preset == "coarse")
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> Tensor:
+        return self._calc(_gray(a), _gray(b))
+
+    def _calc(self, a: np.ndarray, b: np.ndarray) -> Tensor:
+        """The flow between two ``(H, W)`` uint8 grey frames."""
         if self.preset != "medium":
             self._dis.setFinestScale(self._level(a))
-        return _tensor(self._dis.calc(_gray(a), _gray(b), None), self.device)
+        return _tensor(self._dis.calc(a, b, None), self.device)
 
     def pair(self, a: np.ndarray, b: np.ndarray) -> tuple[Tensor, Tensor]:
-        ab, ba = self(a, b), self(b, a)
+        ga, gb = _gray(a), _gray(b)
+        ab, ba = self._calc(ga, gb), self._calc(gb, ga)
         if self.preset == "medium":
             return ab, ba
         if self.edges == "sharpen":
@@ -283,8 +289,8 @@ class DISFlow:
             # Matched on luma, as DIS is: a codec keeps the chroma at half resolution, and
             # its blurred colour edges misled the matching (measured on the true-motion
             # scenes as decoded: benchmarks/RESULTS.md).
-            ta, tb = (torch.from_numpy(_gray(x)).to(self.device)[None, None].float() / 255
-                      for x in (a, b))
+            ta, tb = (torch.from_numpy(x).to(self.device)[None, None].float() / 255
+                      for x in (ga, gb))
             ab, ba = sharpen_edges(ab, ta, tb, radii=radii), sharpen_edges(ba, tb, ta, radii=radii)
         # Both fills from the (sharpened) pair, so neither sees the other's filled pixels.
         return fill_rejected(ab, ba, a), fill_rejected(ba, ab, b)
